@@ -1,0 +1,146 @@
+"""KMNIST on disk and in memory.
+
+``load_kmnist`` wraps torchvision's ``KMNIST`` class (download, md5 check,
+IDX parsing) and turns every way the files can be missing or broken into one
+``UserError`` that says how to fix it.
+
+``KMNISTTensors`` then holds a whole split as one uint8 tensor, already on
+the training device, and hands the ``DataLoader`` whole batches at a time
+(``__getitems__``) instead of converting 64 PIL images one by one: that
+per-item conversion is where the tutorial's training loop spends most of
+its time.
+"""
+
+import os
+
+import torch
+from torch.utils.data import Dataset
+from torchvision.datasets import KMNIST
+from torchvision.datasets.utils import check_integrity, extract_archive
+
+from modules.errors import UserError
+
+# torchvision's names for the ten classes, in label order (romanised hiragana)
+CLASS_NAMES = tuple(KMNIST.classes)
+# the characters themselves: お き す つ な は ま や れ を
+HIRAGANA = ("\u304a", "\u304d", "\u3059", "\u3064", "\u306a",
+            "\u306f", "\u307e", "\u3084", "\u308c", "\u3092")
+IMAGE_SIZE = (28, 28)
+# (file name, md5) of the four files, as torchvision checks them
+KMNIST_FILES = tuple(KMNIST.resources)
+
+
+def raw_folder(data_dir):
+    """Where torchvision keeps (and looks for) the four KMNIST files."""
+    return os.path.join(data_dir, "KMNIST", "raw")
+
+
+def _file_status(folder, name, md5):
+    archive = os.path.join(folder, name)
+    if os.path.exists(os.path.splitext(archive)[0]):
+        return "extracted copy present"
+    if not os.path.exists(archive):
+        return "missing"
+    return "present, md5 ok" if check_integrity(archive, md5) else "present, but md5 does NOT match"
+
+
+def data_help(data_dir):
+    """The how-to-fix part of every data error message: what is needed, what is there."""
+    folder = raw_folder(data_dir)
+    lines = [f"KMNIST needs these four files in {folder}/ "
+             "(the .gz downloads, or their extracted copies without .gz):"]
+    lines += [f"    {name}  md5 {md5}  [{_file_status(folder, name, md5)}]"
+              for name, md5 in KMNIST_FILES]
+    lines.append(f"They come from {KMNIST.mirrors[0]} ; copy them there, or point "
+                 "--data-dir at a folder that holds KMNIST/raw/ with them.")
+    return "\n".join(lines)
+
+
+def _all_extracted(folder):
+    return all(os.path.exists(os.path.join(folder, os.path.splitext(name)[0]))
+               for name, _ in KMNIST_FILES)
+
+
+def _extract_local_archives(folder):
+    """Extract .gz files that are present and md5-correct but not yet extracted.
+
+    torchvision only does this as part of a download; with --no-download we do
+    it ourselves, so a copied set of .gz files works offline too.
+    """
+    for name, md5 in KMNIST_FILES:
+        archive = os.path.join(folder, name)
+        extracted = os.path.splitext(archive)[0]
+        if not os.path.exists(extracted) and check_integrity(archive, md5):
+            extract_archive(archive, folder)
+
+
+def load_kmnist(data_dir, train, download=True):
+    """Return torchvision's KMNIST train or test split, checked for sanity.
+
+    With ``download`` torchvision fetches and md5-checks whatever is missing;
+    files already there are used as they are, without any network.
+    """
+    split = "training" if train else "test"
+    folder = raw_folder(data_dir)
+    try:
+        if not download and os.path.isdir(folder):
+            _extract_local_archives(folder)
+        dataset = KMNIST(root=data_dir, train=train, download=download)
+    except (RuntimeError, OSError, EOFError, ValueError, TypeError, AssertionError) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        if _all_extracted(folder):
+            what = (f"the KMNIST {split} files are corrupt or truncated "
+                    f"({type(error).__name__}: {reason[:300]}); delete them (and their "
+                    "extracted copies), then download or copy them again")
+        elif download:
+            what = f"could not download KMNIST ({reason[:300]})"
+        else:
+            what = f"the KMNIST {split} set was not found and --no-download is set"
+        raise UserError(f"{what}\n{data_help(data_dir)}") from None
+
+    images, labels = dataset.data, dataset.targets
+    problem = None
+    if images.ndim != 3 or tuple(images.shape[1:]) != IMAGE_SIZE:
+        problem = f"images have shape {tuple(images.shape)}, expected N x 28 x 28"
+    elif len(images) == 0 or len(images) != len(labels):
+        problem = f"{len(images)} images but {len(labels)} labels"
+    elif labels.min() < 0 or labels.max() >= len(CLASS_NAMES):
+        problem = f"labels outside 0..{len(CLASS_NAMES) - 1}"
+    if problem:
+        raise UserError(f"the KMNIST {split} files in {folder} are corrupt ({problem}); "
+                        f"delete them and download or copy them again\n{data_help(data_dir)}")
+    return dataset
+
+
+class KMNISTTensors(Dataset):
+    """A KMNIST split held as tensors that serves whole batches.
+
+    Indexing one item gives what torchvision's ``KMNIST`` with ``ToTensor()``
+    gives (a 1x28x28 float image in [0, 1] and its label); ``__getitems__``
+    does the same for a list of indices in one tensor operation, which is
+    what ``DataLoader`` calls when it is there.
+    """
+
+    def __init__(self, kmnist, device="cpu"):
+        # one uint8 copy on the device (47 MB for the training set): nothing
+        # is copied from the host per batch, and scaling happens per batch
+        self.images = kmnist.data.to(device)
+        self.targets = kmnist.targets.to(device)
+        self.classes = list(CLASS_NAMES)
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, index):
+        images, labels = self.__getitems__([index])
+        return images[0], labels[0]
+
+    def __getitems__(self, indices):
+        index = torch.as_tensor(indices, dtype=torch.long).to(self.images.device, non_blocking=True)
+        images = self.images[index].unsqueeze(1).float().div_(255)
+        return images, self.targets[index]
+
+
+def whole_batch(batch):
+    """collate_fn for KMNISTTensors: ``__getitems__`` already built the batch."""
+    return batch

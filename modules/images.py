@@ -1,0 +1,99 @@
+"""Turning a picture of one handwritten character into a KMNIST-like 28x28 input.
+
+KMNIST's images are white ink on black, the character cropped and scaled to
+fill the square.  A phone photo or scan is usually black ink on light paper,
+of any size, so we do what the data set's makers did: grayscale, invert a
+light background, crop to the ink with a small margin, pad to a square and
+shrink with area interpolation (which averages instead of dropping pixels).
+"""
+
+import os
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pbm",
+                    ".pgm", ".ppm")
+# below this spread of gray levels (of 255) an image is taken to be blank
+MIN_CONTRAST = 24
+# margin around the ink's bounding box, as a fraction of its longer side
+MARGIN = 0.04
+
+
+class ImageProblem(Exception):
+    """This file cannot be classified (the message says why)."""
+
+
+def expand_image_paths(paths):
+    """Files as given, folders replaced by the image files inside them (sorted)."""
+    expanded = []
+    for path in paths:
+        if os.path.isdir(path):
+            inside = sorted(os.path.join(path, name) for name in os.listdir(path)
+                            if name.lower().endswith(IMAGE_EXTENSIONS))
+            expanded.extend(inside or [path])  # an empty folder is reported, not skipped
+        else:
+            expanded.append(path)
+    return expanded
+
+
+def read_grayscale(path):
+    """The file as a 2-D uint8 array; transparency is laid over white paper."""
+    if os.path.isdir(path):
+        raise ImageProblem("folder holds no image files")
+    if not os.path.exists(path):
+        raise ImageProblem("no such file")
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise ImageProblem("not an image file that OpenCV can read")
+    if image.dtype != np.uint8:  # 16-bit PNG/TIFF: keep the top 8 bits
+        image = (image / (np.iinfo(image.dtype).max / 255)).astype(np.uint8) \
+            if np.issubdtype(image.dtype, np.integer) else np.clip(image * 255, 0, 255).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 4:
+        alpha = image[:, :, 3:4].astype(np.float32) / 255
+        image = (image[:, :, :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2GRAY)
+    return image
+
+
+def to_kmnist_input(gray):
+    """A 2-D uint8 picture of one character -> 28x28 float32 in [0, 1], white on black."""
+    gray = gray.astype(np.float32)
+
+    # the border is mostly paper: nearer the light end than the dark end
+    # means dark ink on light paper, which we invert to KMNIST's polarity
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    darkest, lightest = np.percentile(gray, 0.5), np.percentile(gray, 99.5)
+    if np.median(border) > (darkest + lightest) / 2:
+        gray, border = 255 - gray, 255 - border
+    # stretch so the paper is 0 and the strongest ink is 1, like KMNIST
+    background = np.median(border)
+    strongest = np.percentile(gray, 99.5)
+    if strongest - background < MIN_CONTRAST:
+        raise ImageProblem("the image is blank (no ink stands out from the background)")
+    ink = np.clip((gray - background) / (strongest - background), 0, 1)
+
+    # the character's bounding box: pixels clearly darker/lighter than paper
+    rows, cols = np.nonzero(ink > 0.5)
+    if len(rows) == 0:
+        raise ImageProblem("the image is blank (no ink stands out from the background)")
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    ink = ink[top:bottom, left:right]
+
+    # pad to a square with a small margin, keeping the character centred
+    height, width = ink.shape
+    side = int(round(max(height, width) * (1 + 2 * MARGIN)))
+    square = np.zeros((side, side), np.float32)
+    y, x = (side - height) // 2, (side - width) // 2
+    square[y:y + height, x:x + width] = ink
+    interpolation = cv2.INTER_AREA if side >= 28 else cv2.INTER_LINEAR
+    return cv2.resize(square, (28, 28), interpolation=interpolation)
+
+
+def load_character(path):
+    """Read ``path`` and make it a 28x28 KMNIST-like array (raises ImageProblem)."""
+    try:
+        return to_kmnist_input(read_grayscale(path))
+    except cv2.error as error:
+        raise ImageProblem(f"OpenCV could not decode it ({error.err or error})") from None

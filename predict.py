@@ -1,0 +1,166 @@
+# USAGE
+# python predict.py --model output/model.pth
+# python predict.py --image my_drawing.png [more.jpg folder/ ...]
+"""Classify random KMNIST test images (or your own pictures) with a trained LeNet.
+
+Prints the tutorial's lines, saves the annotated images as one grid picture
+and, where a display exists, shows each image in an OpenCV window.
+"""
+
+# import the necessary packages
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from modules.checkpoint import build_model, load_checkpoint
+from modules.cli import HelpFormatter, non_negative_int, positive_int
+from modules.data import CLASS_NAMES, HIRAGANA, KMNISTTensors, load_kmnist, whole_batch
+from modules.device import DEVICE_CHOICES, choose_device
+from modules.display import annotate, display_problem, show_one_by_one
+from modules.errors import run_main
+from modules.glyphs import GLYPH_HINT, hiragana_font
+from modules.images import ImageProblem, expand_image_paths, load_character
+from modules.paths import check_writable
+from modules.plots import CORRECT_COLOR, WRONG_COLOR, save_prediction_grid
+
+GREEN, RED, YELLOW = (0, 255, 0), (0, 0, 255), (0, 255, 255)  # BGR, as OpenCV draws
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(
+        description="Classify random KMNIST test images, or your own image files, "
+                    "with a model trained by train.py.",
+        formatter_class=HelpFormatter)
+    ap.add_argument("-m", "--model", default=os.path.join("output", "model.pth"),
+                    help="path to the trained model")
+    ap.add_argument("--data-dir", default="data",
+                    help="folder that holds (or will hold) KMNIST/raw/")
+    ap.add_argument("--num", type=positive_int, default=10,
+                    help="how many random test images to classify")
+    ap.add_argument("--seed", type=non_negative_int, default=42,
+                    help="NumPy seed that picks the test images")
+    ap.add_argument("--image", nargs="+", metavar="PATH",
+                    help="classify these image files (or every image in these folders) "
+                         "instead of test images: any size, dark ink on light paper or "
+                         "light on dark; needs only the model file")
+    ap.add_argument("-o", "--output", default=os.path.join("output", "predictions.png"),
+                    help="where to save the annotated images as one picture")
+    ap.add_argument("--no-display", action="store_true",
+                    help="do not open a window; only print and save the picture")
+    ap.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                    help="where to run the model: auto = CUDA, then MPS, then CPU")
+    ap.add_argument("--no-download", action="store_true",
+                    help="never download; use only files already in --data-dir")
+    return ap.parse_args(argv)
+
+
+def label_with_glyph(index, glyphs):
+    """'ki' or 'ki き', for captions drawn by matplotlib."""
+    return f"{CLASS_NAMES[index]} {HIRAGANA[index]}" if glyphs else CLASS_NAMES[index]
+
+
+def classify_test_images(args, model, device, glyphs):
+    """The tutorial's predict step; returns (grid panels, window pictures, status)."""
+    # load the KMNIST test dataset and randomly grab args.num images from it
+    print("[INFO] loading the KMNIST test dataset...")
+    testData = load_kmnist(args.data_dir, train=False, download=not args.no_download)
+    np.random.seed(args.seed)
+    idxs = np.random.choice(range(len(testData)), size=(args.num,))
+    testDataLoader = DataLoader(Subset(KMNISTTensors(testData, device), idxs), batch_size=1,
+                                collate_fn=whole_batch)
+
+    panels, pictures = [], []
+    # switch off autograd and loop over the test set
+    with torch.inference_mode():
+        for (image, label) in testDataLoader:
+            # make the predictions and grab the ground truth label
+            pred = model(image.to(device))
+            (predIdx, gtIdx) = (pred.argmax(axis=1).item(), label.item())
+            (gtLabel, predLabel) = (CLASS_NAMES[gtIdx], CLASS_NAMES[predIdx])
+            print(f"[INFO] ground truth label: {gtLabel}, predicted label: {predLabel}")
+
+            # green text when right, red when wrong, as the tutorial draws it
+            origImage = image[0, 0].cpu().numpy()
+            right = gtIdx == predIdx
+            pictures.append(annotate(origImage, gtLabel, GREEN if right else RED))
+            panels.append((origImage, f"true {label_with_glyph(gtIdx, glyphs)}\n"
+                                      f"pred {label_with_glyph(predIdx, glyphs)}",
+                           CORRECT_COLOR if right else WRONG_COLOR))
+    return panels, pictures, 0
+
+
+def classify_own_images(args, model, device, glyphs):
+    """Classify image files: top 3 classes each; a bad file is reported, not fatal."""
+    panels, pictures, failed = [], [], 0
+    with torch.inference_mode():
+        for path in expand_image_paths(args.image):
+            try:
+                character = load_character(path)
+            except ImageProblem as problem:
+                print(f"[ERROR] {path}: {problem}", file=sys.stderr)
+                failed += 1
+                continue
+            x = torch.from_numpy(character)[None, None].to(device)
+            probabilities = model(x).exp()[0].cpu()
+            top = probabilities.topk(3)
+            ranked = ", ".join(f"{CLASS_NAMES[i]} ({HIRAGANA[i]}) {p:.1%}"
+                               for p, i in zip(top.values.tolist(), top.indices.tolist()))
+            best = top.indices[0].item()
+            print(f"{path}: {CLASS_NAMES[best]}  [top 3: {ranked}]")
+            pictures.append(annotate(character, CLASS_NAMES[best], YELLOW))
+            panels.append((character, f"{os.path.basename(path)[:18]}\n"
+                                      f"{label_with_glyph(best, glyphs)} "
+                                      f"{top.values[0].item():.0%}", "black"))
+    if failed:
+        print(f"[ERROR] {failed} of {failed + len(panels)} files could not be classified",
+              file=sys.stderr)
+    return panels, pictures, 1 if failed else 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    check_writable(args.output, "--output")
+    device = choose_device(args.device)
+
+    # load the model from disk: weights and plain metadata only, never code
+    print("[INFO] loading the model...")
+    checkpoint = load_checkpoint(args.model)
+    model = build_model(checkpoint, CLASS_NAMES, args.model).to(device)
+    model.eval()
+
+    glyphs = hiragana_font() is not None
+    if args.image:
+        (panels, pictures, status) = classify_own_images(args, model, device, glyphs)
+        title = "LeNet on your images (top class, probability)"
+    else:
+        (panels, pictures, status) = classify_test_images(args, model, device, glyphs)
+        right = sum(colour == CORRECT_COLOR for (_, _, colour) in panels)
+        title = f"LeNet on {len(panels)} random KMNIST test images: {right} right"
+    if not panels:
+        return status
+
+    # always keep the annotated images as one picture
+    save_prediction_grid(panels, args.output, title)
+    print(f"[INFO] saved the annotated images to {args.output}")
+    if not glyphs:
+        print(GLYPH_HINT)
+
+    # and show them one by one where a window can open
+    if args.no_display:
+        return status
+    problem = display_problem()
+    if problem:
+        print(f"[INFO] no display to show the images on ({problem}); "
+              f"see {args.output} instead")
+        return status
+    print("[INFO] showing the images: press any key for the next, q or Esc to quit")
+    show_one_by_one(pictures)
+    return status
+
+
+if __name__ == "__main__":
+    run_main(main)

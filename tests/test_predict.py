@@ -1,0 +1,99 @@
+import os
+
+import pytest
+
+from conftest import headless_env, run_script
+from modules import display
+
+
+def test_headless_predict_prints_saves_the_grid_and_exits_0(trained, kmnist_dir, tmp_path):
+    out, _ = trained
+    grid = tmp_path / "predictions.png"
+    result = run_script("predict.py", "-m", out / "model.pth", "--data-dir", kmnist_dir,
+                        "--no-download", "-o", grid, env=headless_env())
+    assert result.returncode == 0, result.stderr
+    lines = [l for l in result.stdout.splitlines() if l.startswith("[INFO] ground truth label:")]
+    assert len(lines) == 10
+    right = sum(l.split("ground truth label: ")[1].split(",")[0] == l.split("predicted label: ")[1]
+                for l in lines)
+    assert right >= 5  # the model is far better than chance on its own kind of data
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "no display" in result.stdout and "neither DISPLAY nor WAYLAND_DISPLAY" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_same_seed_picks_the_same_images_and_num_is_honoured(trained, kmnist_dir, tmp_path):
+    out, _ = trained
+    runs = [run_script("predict.py", "-m", out / "model.pth", "--data-dir", kmnist_dir,
+                       "--no-download", "--no-display", "--num", 4, "--seed", seed,
+                       "-o", tmp_path / f"{seed}.png", env=headless_env())
+            for seed in (3, 3)]
+    assert runs[0].returncode == 0 and runs[0].stdout == runs[1].stdout
+    assert runs[0].stdout.count("[INFO] ground truth label:") == 4
+    assert "no display" not in runs[0].stdout
+
+
+def test_missing_model_file(kmnist_dir, tmp_path):
+    result = run_script("predict.py", "-m", tmp_path / "none.pth", "--data-dir", kmnist_dir,
+                        "--no-display", "-o", tmp_path / "p.png", env=headless_env())
+    assert result.returncode == 1
+    assert "[ERROR] model file not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_tutorial_style_whole_model_file_is_refused(kmnist_dir, tmp_path):
+    import torch
+    from modules.lenet import LeNet
+
+    path = tmp_path / "model.pth"
+    torch.save(LeNet(1, 10), path)
+    result = run_script("predict.py", "-m", path, "--data-dir", kmnist_dir, "--no-display",
+                        "-o", tmp_path / "p.png", env=headless_env())
+    assert result.returncode == 1
+    assert "whole pickled model" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_test_data(trained, tmp_path):
+    out, _ = trained
+    result = run_script("predict.py", "-m", out / "model.pth", "--data-dir", tmp_path,
+                        "--no-download", "--no-display", "-o", tmp_path / "p.png",
+                        env=headless_env())
+    assert result.returncode == 1
+    assert "[ERROR] the KMNIST test set was not found" in result.stderr
+    assert "t10k-images-idx3-ubyte.gz" in result.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--num", "0"], "argument --num: must be at least 1"),
+    (["--seed", "x"], "argument --seed: 'x' is not a whole number"),
+])
+def test_bad_option_values(argv, message):
+    result = run_script("predict.py", *argv)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_display_checks(monkeypatch):
+    monkeypatch.setattr(display, "opencv_gui_backend", lambda: None)
+    assert "no GUI support" in display.display_problem()
+
+    monkeypatch.setattr(display, "opencv_gui_backend", lambda: "QT5")
+    monkeypatch.setattr(display.sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert "neither DISPLAY nor WAYLAND_DISPLAY" in display.display_problem()
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    assert "needs X11" in display.display_problem()
+    # a display number nobody serves: the check must say so rather than let Qt abort
+    monkeypatch.setenv("DISPLAY", ":987")
+    assert "cannot connect to the X display ':987'" in display.display_problem()
+    monkeypatch.setenv("DISPLAY", "not a display")
+    assert "cannot connect" in display.display_problem()
+    monkeypatch.setattr(display.sys, "platform", "darwin")
+    assert display.display_problem() is None
+
+
+def test_annotated_picture_is_the_tutorials():
+    import numpy as np
+
+    picture = display.annotate(np.zeros((28, 28), np.float32), "ki", (0, 255, 0))
+    assert picture.shape == (128, 128, 3)
+    assert picture[..., 1].max() == 255 and picture[..., 2].max() == 0  # green text only

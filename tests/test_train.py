@@ -1,0 +1,151 @@
+import json
+import os
+
+import pytest
+import torch
+
+import train
+from conftest import headless_env, run_script
+from modules.checkpoint import build_model, load_checkpoint
+from modules.data import CLASS_NAMES
+
+
+def run_train(argv, capsys):
+    """train.py's entry point in-process: (exit code, stdout, stderr)."""
+    from modules.errors import run_main
+
+    with pytest.raises(SystemExit) as caught:
+        run_main(train.main, [str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return caught.value.code, out, err
+
+
+def test_end_to_end_writes_a_loadable_model_plot_and_metrics(trained):
+    out, result = trained
+    console = result.stdout
+    for line in ("[INFO] loading the KMNIST dataset...", "[INFO] training the network...",
+                 "[INFO] EPOCH: 1/2", "[INFO] EPOCH: 2/2", "Train loss: ", "Val accuracy: ",
+                 "[INFO] total time taken to train the model: ", "[INFO] evaluating network...",
+                 "precision    recall  f1-score   support", "most confused pairs"):
+        assert line in console, line
+    for name in CLASS_NAMES:
+        assert f"\n{name:>12}" in console  # a row of the classification report
+    assert result.stderr == ""  # no progress bar or warnings when not on a terminal
+
+    checkpoint = load_checkpoint(out / "model.pth")
+    model = build_model(checkpoint, CLASS_NAMES)
+    assert checkpoint["options"]["epochs"] == 2 and checkpoint["options"]["lr"] == 0.001
+    assert checkpoint["input"]["height"] == 28 and checkpoint["class_names"] == list(CLASS_NAMES)
+    assert set(checkpoint["versions"]) == {"torch", "torchvision", "python"}
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["history"]["train_loss"]) == 2
+    assert metrics["test_accuracy"] == checkpoint["test_accuracy"]
+    assert metrics["test_accuracy"] > 0.8  # chance is 0.1
+    matrix = torch.tensor(metrics["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == 200
+    assert abs(matrix.diag().sum().item() / 200 - metrics["test_accuracy"]) < 1e-6
+    assert metrics["device"] == "cpu" and metrics["options"]["batch_size"] == 64
+    assert f"[INFO] test accuracy: {metrics['test_accuracy']:.4f}" in console
+
+    for picture in ("plot.png", "confusion_matrix.png"):
+        assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_loss_history_is_plain_per_sample_numbers(trained):
+    out, _ = trained
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    for key in ("train_loss", "val_loss", "train_acc", "val_acc"):
+        assert all(isinstance(v, float) and v >= 0 for v in history[key])
+    assert history["train_loss"][1] < history["train_loss"][0]
+
+
+def test_same_seed_gives_the_same_weights(kmnist_dir, tmp_path, capsys):
+    weights = []
+    for run in ("a", "b", "c"):
+        seed = 7 if run != "c" else 8
+        code, _, err = run_train(["--data-dir", kmnist_dir, "--epochs", 1, "--no-download",
+                                  "--device", "cpu", "--seed", seed,
+                                  "-m", tmp_path / run / "m.pth", "-p", tmp_path / run / "p.png"],
+                                 capsys)
+        assert code == 0, err
+        weights.append(load_checkpoint(tmp_path / run / "m.pth")["state_dict"])
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "0"], "argument --epochs: must be at least 1"),
+    (["--batch-size", "-3"], "argument --batch-size: must be at least 1"),
+    (["--lr", "fast"], "argument --lr: 'fast' is not a number"),
+    (["--lr", "-1"], "argument --lr: must be a positive number"),
+    (["--seed", "-1"], "argument --seed: must be 0 or more"),
+    (["--device", "tpu"], "argument --device: invalid choice"),
+    (["--recipe", "magic"], "argument --recipe: invalid choice"),
+])
+def test_bad_option_values(argv, message, capsys):
+    code, _, err = run_train(argv, capsys)
+    assert code == 2 and message in err
+
+
+def test_unavailable_device_is_a_clear_error(kmnist_dir, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, _, err = run_train(["--device", "cuda", "--data-dir", kmnist_dir, "-m",
+                              tmp_path / "m.pth"], capsys)
+    assert code == 1 and "[ERROR] --device cuda was asked for" in err
+    assert "Traceback" not in err
+
+
+def test_missing_data_fails_cleanly_and_keeps_the_earlier_model(trained, tmp_path, capsys):
+    out, _ = trained
+    model = tmp_path / "model.pth"
+    model.write_bytes((out / "model.pth").read_bytes())
+    before = model.read_bytes()
+    code, _, err = run_train(["--data-dir", tmp_path / "empty", "--no-download",
+                              "-m", model, "-p", tmp_path / "plot.png"], capsys)
+    assert code == 1
+    assert err.startswith("[ERROR] the KMNIST training set was not found")
+    assert "train-images-idx3-ubyte.gz" in err and "Traceback" not in err
+    assert model.read_bytes() == before
+
+
+def test_interrupted_training_keeps_the_earlier_model(kmnist_dir, trained, tmp_path, capsys,
+                                                      monkeypatch):
+    out, _ = trained
+    model = tmp_path / "model.pth"
+    model.write_bytes((out / "model.pth").read_bytes())
+    before = model.read_bytes()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "train_one_epoch", interrupted)
+    code, _, err = run_train(["--data-dir", kmnist_dir, "--no-download", "-m", model,
+                              "-p", tmp_path / "plot.png"], capsys)
+    assert code == 130 and "interrupted" in err
+    assert model.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["model.pth"]
+
+
+def test_output_path_that_cannot_be_written_is_refused_before_training(kmnist_dir, tmp_path,
+                                                                       capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, out, err = run_train(["--data-dir", kmnist_dir, "-m", blocker / "sub" / "m.pth"],
+                               capsys)
+    assert code == 1 and "is a file" in err
+    assert "training the network" not in out
+    code, _, err = run_train(["--data-dir", kmnist_dir, "-m", tmp_path], capsys)
+    assert code == 1 and "is a folder" in err
+
+
+def test_help_shows_the_tutorial_defaults():
+    result = run_script("train.py", "--help")
+    text = " ".join(result.stdout.split())
+    assert result.returncode == 0
+    for expected in ("(default: output/model.pth)", "(default: output/plot.png)",
+                     "(default: data)", "(default: 42)", "(default: auto)",
+                     "10 epochs, batch 64, lr 0.001"):
+        assert expected in text, expected

@@ -1,0 +1,237 @@
+# USAGE
+# python train.py --model output/model.pth --plot output/plot.png
+"""Train LeNet on Kuzushiji-MNIST (KMNIST), following the tutorial's steps.
+
+Writes the model (a safe checkpoint), the loss/accuracy plot, the confusion
+matrix and metrics.json, and prints the tutorial's console output.
+"""
+
+# import the necessary packages
+import argparse
+import json
+import os
+import platform
+import time
+
+import torch
+import torchvision
+from sklearn.metrics import classification_report, confusion_matrix
+from torch.utils.data import DataLoader, random_split
+
+from modules.checkpoint import save_checkpoint
+from modules.data import CLASS_NAMES, HIRAGANA, KMNISTTensors, load_kmnist, whole_batch
+from modules.cli import HelpFormatter, non_negative_int, positive_float, positive_int
+from modules.device import DEVICE_CHOICES, choose_device
+from modules.errors import run_main
+from modules.glyphs import GLYPH_HINT, hiragana_font
+from modules.lenet import LeNet
+from modules.paths import atomic_output, check_writable
+from modules.performance import PRECISION_CHOICES, choose_precision, keep_freed_memory_for_reuse
+from modules.plots import save_confusion_matrix, save_training_plot
+from modules.recipes import RECIPES, improved_parts, tutorial_parts
+from modules.training import evaluate, seed_everything, train_one_epoch
+
+# the tutorial's fixed choices: 75% of the training images train, 25%
+# validate, and the split is always made with seed 42
+TRAIN_SPLIT = 0.75
+VAL_SPLIT = 1 - TRAIN_SPLIT
+SPLIT_SEED = 42
+# evaluation needs no gradients, so it can take much larger batches
+EVAL_BATCH_SIZE = 1000
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(
+        description="Train LeNet on KMNIST (the tutorial's recipe by default).",
+        formatter_class=HelpFormatter)
+    ap.add_argument("-m", "--model", default=os.path.join("output", "model.pth"),
+                    help="path to the output trained model")
+    ap.add_argument("-p", "--plot", default=os.path.join("output", "plot.png"),
+                    help="path to the output loss/accuracy plot")
+    ap.add_argument("--data-dir", default="data",
+                    help="folder that holds (or will hold) KMNIST/raw/")
+    ap.add_argument("--recipe", choices=sorted(RECIPES), default="tutorial",
+                    help="how to train: " + "; ".join(
+                        f"{r.name} = {r.description} ({r.epochs} epochs, batch "
+                        f"{r.batch_size}, lr {r.lr:g})" for r in RECIPES.values()))
+    ap.add_argument("--epochs", type=positive_int, default=None,
+                    help="epochs to train (default: the recipe's, 10 for tutorial)")
+    ap.add_argument("--batch-size", type=positive_int, default=None,
+                    help="training batch size (default: the recipe's, 64 for tutorial)")
+    ap.add_argument("--lr", type=positive_float, default=None,
+                    help="learning rate (default: the recipe's, 1e-3 for tutorial)")
+    ap.add_argument("--seed", type=non_negative_int, default=42,
+                    help="seed for weights, shuffling and augmentation; the same seed "
+                         "on the CPU gives the same numbers")
+    ap.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                    help="where to train: auto = CUDA, then MPS, then CPU")
+    ap.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                    help="arithmetic of the forward pass: auto = bfloat16 mixed precision on "
+                         "CPUs that compute it natively (faster), float32 elsewhere")
+    ap.add_argument("--no-download", action="store_true",
+                    help="never download; use only files already in --data-dir")
+    args = ap.parse_args(argv)
+    recipe = RECIPES[args.recipe]
+    args.epochs = args.epochs or recipe.epochs
+    args.batch_size = args.batch_size or recipe.batch_size
+    args.lr = args.lr or recipe.lr
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    metricsPath = os.path.join(os.path.dirname(args.model), "metrics.json")
+    confusionPath = os.path.join(os.path.dirname(args.model), "confusion_matrix.png")
+    for (path, option) in ((args.model, "--model"), (args.plot, "--plot"),
+                           (metricsPath, "metrics file"), (confusionPath, "confusion matrix")):
+        check_writable(path, option)
+
+    # define training hyperparameters
+    INIT_LR = args.lr
+    BATCH_SIZE = args.batch_size
+    EPOCHS = args.epochs
+
+    # set the device we will be using to train the model, and the seeds;
+    # on the CPU, let freed memory be reused instead of faulted back in
+    device = choose_device(args.device)
+    if device.type == "cpu":
+        keep_freed_memory_for_reuse()
+    ampDtype = choose_precision(args.precision, device)
+    precision = "bf16 mixed precision" if ampDtype is not None else "fp32"
+    seed_everything(args.seed)
+    print(f"[INFO] training on {device.type} ({precision}) with the {args.recipe} recipe "
+          f"({EPOCHS} epochs, batch {BATCH_SIZE}, lr {INIT_LR:g}, seed {args.seed})")
+
+    # load the KMNIST dataset
+    print("[INFO] loading the KMNIST dataset...")
+    trainData = load_kmnist(args.data_dir, train=True, download=not args.no_download)
+    testData = load_kmnist(args.data_dir, train=False, download=not args.no_download)
+
+    # calculate the train/validation split
+    print("[INFO] generating the train/validation split...")
+    numTrainSamples = int(len(trainData) * TRAIN_SPLIT)
+    numValSamples = len(trainData) - numTrainSamples
+    (trainData, valData) = random_split(
+        KMNISTTensors(trainData, device), [numTrainSamples, numValSamples],
+        generator=torch.Generator().manual_seed(SPLIT_SEED))
+
+    # initialize the train, validation, and test data loaders; our datasets
+    # hand over whole batches, so there is nothing left to collate
+    shuffleGenerator = torch.Generator().manual_seed(args.seed)
+    trainDataLoader = DataLoader(trainData, shuffle=True, batch_size=BATCH_SIZE,
+                                 generator=shuffleGenerator, collate_fn=whole_batch)
+    valDataLoader = DataLoader(valData, batch_size=EVAL_BATCH_SIZE, collate_fn=whole_batch)
+    testDataLoader = DataLoader(KMNISTTensors(testData, device), batch_size=EVAL_BATCH_SIZE,
+                                collate_fn=whole_batch)
+
+    # initialize the LeNet model; channels-last memory is the faster layout
+    # for these convolutions on CPUs and recent GPUs alike
+    print("[INFO] initializing the LeNet model...")
+    model = LeNet(numChannels=1, classes=len(CLASS_NAMES)).to(
+        device, memory_format=torch.channels_last)
+
+    # initialize our optimizer and loss function (and, for the improved
+    # recipe, its schedule, augmentation and weight averaging)
+    if args.recipe == "tutorial":
+        parts = tutorial_parts(model, lr=INIT_LR, device=device)
+    else:
+        augmentGenerator = torch.Generator(device=device).manual_seed(args.seed)
+        parts = improved_parts(model, lr=INIT_LR, epochs=EPOCHS,
+                               steps_per_epoch=len(trainDataLoader), device=device,
+                               generator=augmentGenerator)
+
+    # initialize a dictionary to store training history
+    H = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
+
+    # measure how long training is going to take
+    print("[INFO] training the network...")
+    startTime = time.time()
+
+    # loop over our epochs
+    for e in range(0, EPOCHS):
+        (trainLoss, trainAcc) = train_one_epoch(
+            model, trainDataLoader, parts.lossFn, parts.opt, device, augment=parts.augment,
+            scheduler=parts.scheduler, averaged=parts.averaged, amp_dtype=ampDtype,
+            description=f"epoch {e + 1}/{EPOCHS}")
+        (valLoss, valAcc, _) = evaluate(parts.model_to_evaluate(model), valDataLoader, device,
+                                        amp_dtype=ampDtype)
+
+        # update our training history
+        H["train_loss"].append(trainLoss)
+        H["train_acc"].append(trainAcc)
+        H["val_loss"].append(valLoss)
+        H["val_acc"].append(valAcc)
+
+        # print the model training and validation information
+        print(f"[INFO] EPOCH: {e + 1}/{EPOCHS}")
+        print(f"Train loss: {trainLoss:.6f}, Train accuracy: {trainAcc:.4f}")
+        print(f"Val loss: {valLoss:.6f}, Val accuracy: {valAcc:.4f}\n")
+
+    # finish measuring how long training took
+    endTime = time.time()
+    print(f"[INFO] total time taken to train the model: {endTime - startTime:.2f}s")
+
+    # we can now evaluate the network on the test set, in float32 like
+    # predict.py uses the saved model
+    print("[INFO] evaluating network...")
+    finalModel = parts.model_to_evaluate(model)
+    (testLoss, testAcc, preds) = evaluate(finalModel, testDataLoader, device)
+    targets = testData.targets.numpy()
+    print(classification_report(targets, preds.numpy(), labels=range(len(CLASS_NAMES)),
+                                target_names=CLASS_NAMES, digits=4, zero_division=0))
+
+    # which characters does it mix up? (off-diagonal cells, both directions)
+    matrix = confusion_matrix(targets, preds.numpy(), labels=range(len(CLASS_NAMES)))
+    pairs = sorted(((matrix[i, j] + matrix[j, i], i, j) for i in range(len(CLASS_NAMES))
+                    for j in range(i + 1, len(CLASS_NAMES))), reverse=True)
+    pairs = [pair for pair in pairs[:3] if pair[0] > 0]
+    print("[INFO] most confused pairs (test images mistaken either way):"
+          + ("" if pairs else " none, every test image was classified right"))
+    for (count, i, j) in pairs:
+        print(f"    {CLASS_NAMES[i]} ({HIRAGANA[i]}) <-> {CLASS_NAMES[j]} ({HIRAGANA[j]}): "
+              f"{count} ({matrix[i, j]} {CLASS_NAMES[i]} as {CLASS_NAMES[j]}, "
+              f"{matrix[j, i]} {CLASS_NAMES[j]} as {CLASS_NAMES[i]})")
+
+    # plot the training loss and accuracy, and the confusion matrix
+    save_training_plot(H, args.plot)
+    save_confusion_matrix(matrix, confusionPath)
+    if hiragana_font() is None:
+        print(GLYPH_HINT)
+
+    # serialize the model to disk: weights plus plain metadata only
+    versions = {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+                "python": platform.python_version()}
+    options = dict(vars(args))
+    save_checkpoint(args.model, finalModel, {
+        "architecture": {"name": "LeNet", "numChannels": 1, "classes": len(CLASS_NAMES)},
+        "class_names": list(CLASS_NAMES),
+        "hiragana": list(HIRAGANA),
+        "input": {"height": 28, "width": 28, "channels": 1,
+                  "scaling": "pixel / 255, white ink on a black background"},
+        "options": options,
+        "test_accuracy": testAcc,
+        "versions": versions,
+    })
+    metrics = {
+        "history": H,
+        "test_loss": testLoss,
+        "test_accuracy": testAcc,
+        "confusion_matrix": matrix.tolist(),
+        "class_names": list(CLASS_NAMES),
+        "options": options,
+        "train_seconds": round(endTime - startTime, 3),
+        "device": device.type,
+        "precision": precision,
+        "torch_threads": torch.get_num_threads(),
+        "versions": versions,
+    }
+    with atomic_output(metricsPath) as tmpPath, open(tmpPath, "w") as f:
+        json.dump(metrics, f, indent=2)
+    print(f"[INFO] saved the model to {args.model}, the plot to {args.plot}, "
+          f"the confusion matrix to {confusionPath} and metrics to {metricsPath}")
+    print(f"[INFO] test accuracy: {testAcc:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
