@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from modules.checkpoint import build_model, load_checkpoint
-from modules.cli import HelpFormatter, non_negative_int, positive_int
+from modules.cli import HelpFormatter, positive_int, seed_value
 from modules.data import CLASS_NAMES, HIRAGANA, KMNISTTensors, load_kmnist, whole_batch
 from modules.device import DEVICE_CHOICES, choose_device
 from modules.display import annotate, display_problem, show_one_by_one
@@ -41,7 +41,7 @@ def parse_args(argv=None):
                     help="folder that holds (or will hold) KMNIST/raw/")
     ap.add_argument("--num", type=positive_int, default=10,
                     help="how many random test images to classify")
-    ap.add_argument("--seed", type=non_negative_int, default=42,
+    ap.add_argument("--seed", type=seed_value, default=42,
                     help="NumPy seed that picks the test images")
     ap.add_argument("--image", nargs="+", metavar="PATH",
                     help="classify these image files (or every image in these folders) "

@@ -26,10 +26,11 @@ def positive_int(text):
     return value
 
 
-def non_negative_int(text):
+def seed_value(text):
+    """A seed NumPy accepts as well as PyTorch: 0 to 2**32 - 1."""
     value = _whole_number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {2**32 - 1}, got {value}")
     return value
 
 

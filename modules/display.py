@@ -55,7 +55,8 @@ def display_problem():
         display = os.environ.get("DISPLAY")
         if not display:
             if os.environ.get("WAYLAND_DISPLAY"):
-                return "WAYLAND_DISPLAY is set but DISPLAY is not; OpenCV's window needs X11 (XWayland)"
+                return ("WAYLAND_DISPLAY is set but DISPLAY is not; "
+                        "OpenCV's window needs X11 (XWayland)")
             return "neither DISPLAY nor WAYLAND_DISPLAY is set"
         if not _x_server_reachable(display):
             return f"cannot connect to the X display {display!r}"

@@ -16,6 +16,8 @@ _CANDIDATE_WORDS = ("cjk", "ipa", "takao", "gothic", "mincho", "hiragino", "sour
                     "yu ", "meiryo", "noto sans jp", "noto serif jp", "droid sans fallback",
                     "unifont", "wenquanyi", "ume", "vl ")
 
+_LATIN = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789%:()"
+
 GLYPH_HINT = ("[INFO] no installed font has the hiragana glyphs, so pictures show romaji only; "
               "to see the characters install a Japanese font (Debian/Ubuntu: "
               "`sudo apt install fonts-noto-cjk`) and clear matplotlib's cache "
@@ -28,12 +30,13 @@ def _covers_hiragana(path):
         charmap = FT2Font(path).get_charmap()
     except Exception:  # unreadable or exotic font file: not usable
         return False
-    return all(ord(ch) in charmap for ch in HIRAGANA)
+    # the captions mix romaji and hiragana, so the font needs both
+    return all(ord(ch) in charmap for ch in HIRAGANA + tuple(_LATIN))
 
 
 @functools.lru_cache(maxsize=1)
 def hiragana_font():
-    """A matplotlib FontProperties for a font with all ten glyphs, or None."""
+    """A matplotlib FontProperties for a font with all ten glyphs (and Latin), or None."""
     for entry in sorted(font_manager.fontManager.ttflist, key=lambda f: f.name):
         name = entry.name.lower() + " "
         if any(word in name for word in _CANDIDATE_WORDS) and _covers_hiragana(entry.fname):

@@ -46,9 +46,10 @@ def read_grayscale(path):
     image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ImageProblem("not an image file that OpenCV can read")
-    if image.dtype != np.uint8:  # 16-bit PNG/TIFF: keep the top 8 bits
-        image = (image / (np.iinfo(image.dtype).max / 255)).astype(np.uint8) \
-            if np.issubdtype(image.dtype, np.integer) else np.clip(image * 255, 0, 255).astype(np.uint8)
+    if np.issubdtype(image.dtype, np.integer) and image.dtype != np.uint8:
+        image = (image / (np.iinfo(image.dtype).max / 255)).astype(np.uint8)  # 16-bit PNG/TIFF
+    elif np.issubdtype(image.dtype, np.floating):  # 32-bit float TIFF/EXR: 0..1
+        image = np.clip(image * 255, 0, 255).astype(np.uint8)
     if image.ndim == 3 and image.shape[2] == 4:
         alpha = image[:, :, 3:4].astype(np.float32) / 255
         image = (image[:, :, :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
@@ -61,21 +62,25 @@ def to_kmnist_input(gray):
     """A 2-D uint8 picture of one character -> 28x28 float32 in [0, 1], white on black."""
     gray = gray.astype(np.float32)
 
+    # levels are read off a lightly blurred copy, so that a few noisy pixels
+    # of a photo count for nothing while a small character still counts
+    levels = cv2.GaussianBlur(gray, (5, 5), 0) if min(gray.shape) >= 64 else gray
+
     # the border is mostly paper: nearer the light end than the dark end
     # means dark ink on light paper, which we invert to KMNIST's polarity
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    darkest, lightest = np.percentile(gray, 0.5), np.percentile(gray, 99.5)
-    if np.median(border) > (darkest + lightest) / 2:
-        gray, border = 255 - gray, 255 - border
+    border = np.concatenate([levels[0], levels[-1], levels[:, 0], levels[:, -1]])
+    if np.median(border) > (levels.min() + levels.max()) / 2:
+        gray, levels, border = 255 - gray, 255 - levels, 255 - border
     # stretch so the paper is 0 and the strongest ink is 1, like KMNIST
     background = np.median(border)
-    strongest = np.percentile(gray, 99.5)
+    strongest = levels.max()
     if strongest - background < MIN_CONTRAST:
         raise ImageProblem("the image is blank (no ink stands out from the background)")
     ink = np.clip((gray - background) / (strongest - background), 0, 1)
 
-    # the character's bounding box: pixels clearly darker/lighter than paper
-    rows, cols = np.nonzero(ink > 0.5)
+    # the character's bounding box: where the (blurred) ink is clearly
+    # stronger than the paper, so lone specks of noise do not widen it
+    rows, cols = np.nonzero(levels - background > 0.5 * (strongest - background))
     if len(rows) == 0:
         raise ImageProblem("the image is blank (no ink stands out from the background)")
     top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1

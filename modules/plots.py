@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")  # draw to files; predict.py opens its own OpenCV window
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from modules.glyphs import class_labels, hiragana_font  # noqa: E402
@@ -26,8 +27,8 @@ def save_training_plot(H, path):
     ax.set_title("Training Loss and Accuracy on Dataset")
     ax.set_xlabel("Epoch #")
     ax.set_ylabel("Loss/Accuracy")
-    ax.set_xticks(epochs if len(epochs) <= 20 else np.linspace(1, len(epochs), 10).round())
-    ax.legend(loc="center right")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(loc="best")
     fig.tight_layout()
     with atomic_output(path) as tmp_path:
         fig.savefig(tmp_path, dpi=100)

@@ -12,7 +12,7 @@ from torch.optim import Adam, AdamW
 from torch.optim.lr_scheduler import OneCycleLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from modules.augment import random_affine
+from modules.augment import distort
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,10 @@ class Recipe:
 RECIPES = {
     "tutorial": Recipe("tutorial", epochs=10, batch_size=64, lr=1e-3,
                        description="the tutorial's: Adam, constant learning rate, NLLLoss"),
-    "improved": Recipe("improved", epochs=30, batch_size=128, lr=3e-3,
-                       description="random affine augmentation, AdamW with weight decay, "
-                                   "one-cycle schedule, label smoothing, weight averaging"),
+    "improved": Recipe("improved", epochs=80, batch_size=128, lr=3e-3,
+                       description="random affine and erasing augmentation, AdamW with "
+                                   "weight decay, one-cycle schedule, label smoothing, "
+                                   "weight averaging"),
 }
 
 
@@ -70,5 +71,5 @@ def improved_parts(model, lr, epochs, steps_per_epoch, device, generator,
     averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay),
                              use_buffers=True)
     return TrainingParts(opt=opt, lossFn=lossFn, scheduler=scheduler,
-                         augment=lambda x: random_affine(x, generator=generator),
+                         augment=lambda x: distort(x, generator=generator),
                          averaged=averaged)

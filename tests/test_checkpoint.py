@@ -114,7 +114,8 @@ def test_code_in_a_checkpoint_is_never_run(tmp_path, legacy):
 def test_bare_state_dict_is_not_a_checkpoint(tmp_path):
     path = tmp_path / "model.pth"
     torch.save(LeNet(1, 10).state_dict(), path)
-    with pytest.raises(CheckpointError, match="not a checkpoint written by train.py.*bare state_dict"):
+    with pytest.raises(CheckpointError,
+                       match="not a checkpoint written by train.py.*bare state_dict"):
         load_checkpoint(path)
 
 

@@ -1,8 +1,12 @@
 import os
+import shutil
+import subprocess
+import sys
+import time
 
 import pytest
 
-from conftest import headless_env, run_script
+from conftest import ROOT, headless_env, run_script
 from modules import display
 
 
@@ -12,10 +16,11 @@ def test_headless_predict_prints_saves_the_grid_and_exits_0(trained, kmnist_dir,
     result = run_script("predict.py", "-m", out / "model.pth", "--data-dir", kmnist_dir,
                         "--no-download", "-o", grid, env=headless_env())
     assert result.returncode == 0, result.stderr
-    lines = [l for l in result.stdout.splitlines() if l.startswith("[INFO] ground truth label:")]
+    lines = [line for line in result.stdout.splitlines()
+             if line.startswith("[INFO] ground truth label:")]
     assert len(lines) == 10
-    right = sum(l.split("ground truth label: ")[1].split(",")[0] == l.split("predicted label: ")[1]
-                for l in lines)
+    right = sum(line.split("ground truth label: ")[1].split(",")[0]
+                == line.split("predicted label: ")[1] for line in lines)
     assert right >= 5  # the model is far better than chance on its own kind of data
     assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "no display" in result.stdout and "neither DISPLAY nor WAYLAND_DISPLAY" in result.stdout
@@ -97,3 +102,48 @@ def test_annotated_picture_is_the_tutorials():
     picture = display.annotate(np.zeros((28, 28), np.float32), "ki", (0, 255, 0))
     assert picture.shape == (128, 128, 3)
     assert picture[..., 1].max() == 255 and picture[..., 2].max() == 0  # green text only
+
+
+@pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")),
+                    reason="needs Xvfb and xdotool (Debian: apt install xvfb xdotool)")
+def test_window_opens_on_a_virtual_display_and_keys_step_through(trained, kmnist_dir,
+                                                                   tmp_path):
+    out, _ = trained
+    number = 100 + os.getpid() % 400
+    display_name = f":{number}"
+    xvfb = subprocess.Popen(["Xvfb", display_name, "-screen", "0", "640x480x24", "-nolisten",
+                             "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    predict = None
+    try:
+        env = headless_env()
+        env["DISPLAY"] = display_name
+        deadline = time.monotonic() + 10
+        while display._x_server_reachable(display_name) is False:
+            assert time.monotonic() < deadline, "Xvfb did not start"
+            time.sleep(0.1)
+        predict = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "predict.py"), "-m", str(out / "model.pth"),
+             "--data-dir", str(kmnist_dir), "--no-download", "--num", "3",
+             "-o", str(tmp_path / "grid.png")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        window = ""
+        deadline = time.monotonic() + 60
+        while not window:
+            assert predict.poll() is None, predict.communicate()
+            assert time.monotonic() < deadline, "no OpenCV window appeared"
+            time.sleep(0.3)
+            window = subprocess.run(["xdotool", "search", "--name", "^image$"], env=env,
+                                    capture_output=True, text=True).stdout.split()
+        # one key shows the next image, q quits before the third
+        for key in ("space", "q"):
+            subprocess.run(["xdotool", "key", "--window", window[0], key], env=env, check=True)
+            time.sleep(0.5)
+        stdout, stderr = predict.communicate(timeout=30)
+        assert predict.returncode == 0, stderr
+        assert "showing the images" in stdout and "no display" not in stdout
+        assert (tmp_path / "grid.png").exists()
+    finally:
+        if predict is not None and predict.poll() is None:
+            predict.kill()
+        xvfb.terminate()
+        xvfb.wait(timeout=10)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import train
-from conftest import headless_env, run_script
+from conftest import run_script
 from modules.checkpoint import build_model, load_checkpoint
 from modules.data import CLASS_NAMES
 
@@ -80,7 +80,8 @@ def test_same_seed_gives_the_same_weights(kmnist_dir, tmp_path, capsys):
     (["--batch-size", "-3"], "argument --batch-size: must be at least 1"),
     (["--lr", "fast"], "argument --lr: 'fast' is not a number"),
     (["--lr", "-1"], "argument --lr: must be a positive number"),
-    (["--seed", "-1"], "argument --seed: must be 0 or more"),
+    (["--seed", "-1"], "argument --seed: must be from 0 to 4294967295"),
+    (["--seed", str(2**32)], "argument --seed: must be from 0 to 4294967295"),
     (["--device", "tpu"], "argument --device: invalid choice"),
     (["--recipe", "magic"], "argument --recipe: invalid choice"),
 ])

@@ -1,0 +1,130 @@
+import os
+import re
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import headless_env, run_script
+from kmnist_files import class_patterns
+from modules.images import ImageProblem, expand_image_paths, load_character, to_kmnist_input
+
+
+def glyph_canvas(size=300):
+    """A character-like shape (white on black) filling most of a square canvas."""
+    canvas = np.zeros((size, size), np.uint8)
+    s = size / 300
+    cv2.line(canvas, (int(60 * s), int(80 * s)), (int(240 * s), int(80 * s)), 255, int(22 * s))
+    cv2.line(canvas, (int(150 * s), int(40 * s)), (int(120 * s), int(260 * s)), 255, int(22 * s))
+    cv2.ellipse(canvas, (int(170 * s), int(190 * s)), (int(60 * s), int(45 * s)), 0, 0, 300,
+                255, int(20 * s))
+    return canvas
+
+
+def test_paper_scan_and_kmnist_style_image_give_the_same_input():
+    canvas = glyph_canvas()
+    black_on_white = 255 - canvas  # as drawn on paper, 300x300
+    white_on_black = cv2.resize(canvas, (28, 28), interpolation=cv2.INTER_AREA)
+    a, b = to_kmnist_input(black_on_white), to_kmnist_input(white_on_black)
+    assert a.shape == b.shape == (28, 28) and a.dtype == np.float32
+    assert a.min() >= 0 and a.max() <= 1 and a.max() > 0.9
+    assert np.abs(a - b).mean() < 0.05
+    # the background ends up black and the ink white, like KMNIST
+    assert a[0].mean() < 0.05 and a.mean() < 0.5
+
+
+def test_ink_is_cropped_and_centred_whatever_the_margins():
+    canvas = np.zeros((400, 600), np.uint8)
+    canvas[300:380, 20:100] = glyph_canvas(80)  # small, off-centre, wide canvas
+    a = to_kmnist_input(255 - canvas)
+    b = to_kmnist_input(glyph_canvas(80))
+    assert np.abs(a - b).mean() < 0.05
+    rows, cols = np.nonzero(a > 0.5)
+    assert rows.min() <= 3 and rows.max() >= 24 and cols.min() <= 3 and cols.max() >= 24
+
+
+def test_low_contrast_grey_photo_is_stretched():
+    canvas = glyph_canvas()
+    photo = (150 - canvas.astype(np.int32) * 90 // 255).astype(np.uint8)  # grey ink, grey paper
+    a, b = to_kmnist_input(photo), to_kmnist_input(canvas)
+    assert np.abs(a - b).mean() < 0.05
+
+
+@pytest.mark.parametrize("value", [0, 255, 128])
+def test_blank_image_is_refused(value):
+    with pytest.raises(ImageProblem, match="blank"):
+        to_kmnist_input(np.full((50, 80), value, np.uint8))
+
+
+def test_specks_of_noise_do_not_move_the_crop():
+    canvas = glyph_canvas()
+    photo = 255 - canvas
+    photo[5, 5] = photo[290, 12] = 0  # two black specks near the corners
+    assert np.abs(to_kmnist_input(photo) - to_kmnist_input(255 - canvas)).mean() < 0.02
+
+
+def test_noisy_blank_paper_is_refused():
+    rng = np.random.default_rng(0)
+    paper = np.clip(rng.normal(230, 3, (200, 200)), 0, 255).astype(np.uint8)
+    with pytest.raises(ImageProblem, match="blank"):
+        to_kmnist_input(paper)
+
+
+def test_transparent_png_is_laid_on_white(tmp_path):
+    canvas = glyph_canvas()
+    rgba = np.zeros((300, 300, 4), np.uint8)
+    rgba[..., 3] = canvas  # black ink only where alpha is set, transparent elsewhere
+    cv2.imwrite(str(tmp_path / "t.png"), rgba)
+    assert np.abs(load_character(str(tmp_path / "t.png")) - to_kmnist_input(canvas)).mean() < 0.05
+
+
+def test_folders_expand_to_their_images(tmp_path):
+    for name in ("b.png", "a.jpg", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "empty").mkdir()
+    paths = expand_image_paths([str(tmp_path), str(tmp_path / "empty")])
+    assert [os.path.basename(p) for p in paths] == ["a.jpg", "b.png", "empty"]
+
+
+def test_predict_on_image_files_reports_each_and_fails_for_the_bad_ones(trained, tmp_path):
+    out, _ = trained
+    patterns = class_patterns(0)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    # one character drawn black on white paper at 280x280, and white on black at 28x28
+    # as KMNIST stores it (that both become the same input is tested above)
+    paper = 255 - cv2.resize((patterns[3] * 255).astype(np.uint8), (280, 280),
+                             interpolation=cv2.INTER_NEAREST)
+    cv2.imwrite(str(folder / "scan.png"), paper)
+    cv2.imwrite(str(folder / "small.png"), (patterns[3] * 255).astype(np.uint8))
+    cv2.imwrite(str(folder / "blank.png"), np.full((100, 100), 255, np.uint8))
+    (folder / "broken.jpg").write_bytes(b"not really a jpeg")
+    grid = tmp_path / "grid.png"
+    result = run_script("predict.py", "-m", out / "model.pth", "--image", folder,
+                        tmp_path / "missing.png", "-o", grid, env=headless_env())
+    assert result.returncode == 1
+    lines = {line.split(": ")[0]: line for line in result.stdout.splitlines()
+             if line.startswith(str(folder))}
+    assert sorted(lines) == [str(folder / "scan.png"), str(folder / "small.png")]
+    for line in lines.values():
+        top = line.split(": ")[1].split()[0]
+        assert top in ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"), line
+        ranked = [float(p) for p in re.findall(r"(\d+\.\d)%", line)]
+        assert len(ranked) == 3 and ranked == sorted(ranked, reverse=True)
+        assert 0 < sum(ranked) <= 100.05
+    err = result.stderr
+    assert "blank.png: the image is blank" in err
+    assert "broken.jpg: not an image file that OpenCV can read" in err
+    assert "missing.png: no such file" in err
+    assert "3 of 5 files could not be classified" in err and "Traceback" not in err
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_own_images_need_no_data_set(trained, tmp_path):
+    out, _ = trained
+    cv2.imwrite(str(tmp_path / "a.png"), 255 - glyph_canvas())
+    result = run_script("predict.py", "-m", out / "model.pth", "--image", tmp_path / "a.png",
+                        "--data-dir", tmp_path / "no-data-here", "--no-download", "--no-display",
+                        "-o", tmp_path / "g.png", env=headless_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("a.png: ") == 1

@@ -1,0 +1,70 @@
+import json
+
+import torch
+
+from conftest import headless_env, run_script
+from modules.augment import distort, random_affine, random_erasing
+from modules.checkpoint import build_model, load_checkpoint
+from modules.data import CLASS_NAMES
+from modules.recipes import RECIPES
+
+
+def test_tutorial_recipe_is_the_tutorials():
+    tutorial = RECIPES["tutorial"]
+    assert (tutorial.epochs, tutorial.batch_size, tutorial.lr) == (10, 64, 1e-3)
+
+
+def test_affine_with_no_distortion_is_the_identity():
+    images = torch.rand(4, 1, 28, 28)
+    same = random_affine(images, degrees=0, scale=0, shear=0, translate=0)
+    assert torch.allclose(same, images, atol=1e-5)
+
+
+def test_affine_distorts_each_image_differently_and_repeatably():
+    images = torch.zeros(8, 1, 28, 28)
+    images[:, :, 10:18, 12:16] = 1.0
+    a = random_affine(images, generator=torch.Generator().manual_seed(1))
+    b = random_affine(images, generator=torch.Generator().manual_seed(1))
+    c = random_affine(images, generator=torch.Generator().manual_seed(2))
+    assert a.shape == images.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert not torch.allclose(a[0], a[1])  # per-image parameters
+    # small distortions: the ink stays roughly where it was, and of similar amount
+    assert ((a.sum(dim=(1, 2, 3)) / images.sum(dim=(1, 2, 3))) - 1).abs().max() < 0.35
+    assert a.min() >= 0 and a.max() <= 1
+
+
+def test_improved_recipe_runs_end_to_end(kmnist_dir, tmp_path):
+    result = run_script("train.py", "--recipe", "improved", "--epochs", 2, "--data-dir",
+                        kmnist_dir, "--no-download", "--device", "cpu",
+                        "-m", tmp_path / "model.pth", "-p", tmp_path / "plot.png",
+                        env=headless_env())
+    assert result.returncode == 0, result.stderr
+    assert "with the improved recipe (2 epochs, batch 128, lr 0.003" in result.stdout
+    checkpoint = load_checkpoint(tmp_path / "model.pth")
+    assert checkpoint["options"]["recipe"] == "improved"
+    # the saved weights are the plain LeNet's (the averaged copy, unwrapped)
+    model = build_model(checkpoint, CLASS_NAMES)
+    assert sum(p.numel() for p in model.parameters()) == 431_080
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(metrics["history"]["val_acc"]) == 2
+    assert metrics["test_accuracy"] > 0.3  # two short epochs, starting from a low rate
+    assert (tmp_path / "confusion_matrix.png").exists()
+
+
+def test_random_erasing_blanks_one_rectangle_in_about_half_the_images():
+    images = torch.ones(2000, 1, 28, 28)
+    erased = random_erasing(images, generator=torch.Generator().manual_seed(0))
+    share = (erased == 0).float().mean(dim=(1, 2, 3))
+    assert 0.45 < (share > 0).float().mean() < 0.55
+    assert share.max() <= 0.17  # at most 15% of the area, plus rounding to whole pixels
+    for image in erased[share > 0][:20, 0]:
+        rows, cols = torch.nonzero(image == 0, as_tuple=True)
+        box = image[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert (box == 0).all()  # one solid rectangle
+
+
+def test_distort_keeps_shape_range_and_device():
+    images = torch.rand(16, 1, 28, 28)
+    out = distort(images, generator=torch.Generator().manual_seed(3))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    assert out.min() >= 0 and out.max() <= 1
