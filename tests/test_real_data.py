@@ -12,9 +12,12 @@ import pytest
 from conftest import headless_env, run_script
 
 DATA_DIR = os.environ.get("KMNIST_DATA_DIR")
-# measured: one epoch of the tutorial recipe (seed 42) reaches 0.9045 on
-# the test set; a new seed or PyTorch build can move that by a point or two
-MIN_ONE_EPOCH_ACCURACY = 0.87
+# measured on a 2-core Zen 4 CPU, torch 2.14.1: one epoch of the tutorial
+# recipe with seed 42 reaches 0.9012 on the test set (bf16 autocast) and
+# 0.9032 (fp32); seed 43 gives 0.8770 / 0.8777, so another PyTorch build or
+# CPU, which changes the arithmetic like a new seed does, can move it by a
+# few points: hence the margin
+MIN_ONE_EPOCH_ACCURACY = 0.85
 
 pytestmark = pytest.mark.skipif(
     not DATA_DIR or not os.path.isdir(os.path.join(DATA_DIR or "", "KMNIST", "raw")),

@@ -3,7 +3,7 @@ import json
 import torch
 
 from conftest import headless_env, run_script
-from modules.augment import distort, random_affine, random_erasing
+from modules.augment import distort, random_affine
 from modules.checkpoint import build_model, load_checkpoint
 from modules.data import CLASS_NAMES
 from modules.recipes import RECIPES
@@ -47,20 +47,8 @@ def test_improved_recipe_runs_end_to_end(kmnist_dir, tmp_path):
     assert sum(p.numel() for p in model.parameters()) == 431_080
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert len(metrics["history"]["val_acc"]) == 2
-    assert metrics["test_accuracy"] > 0.3  # two short epochs, starting from a low rate
+    assert metrics["test_accuracy"] > 0.6  # the weight average follows a short run too
     assert (tmp_path / "confusion_matrix.png").exists()
-
-
-def test_random_erasing_blanks_one_rectangle_in_about_half_the_images():
-    images = torch.ones(2000, 1, 28, 28)
-    erased = random_erasing(images, generator=torch.Generator().manual_seed(0))
-    share = (erased == 0).float().mean(dim=(1, 2, 3))
-    assert 0.45 < (share > 0).float().mean() < 0.55
-    assert share.max() <= 0.17  # at most 15% of the area, plus rounding to whole pixels
-    for image in erased[share > 0][:20, 0]:
-        rows, cols = torch.nonzero(image == 0, as_tuple=True)
-        box = image[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-        assert (box == 0).all()  # one solid rectangle
 
 
 def test_distort_keeps_shape_range_and_device():
@@ -68,3 +56,16 @@ def test_distort_keeps_shape_range_and_device():
     out = distort(images, generator=torch.Generator().manual_seed(3))
     assert out.shape == images.shape and out.dtype == images.dtype
     assert out.min() >= 0 and out.max() <= 1
+
+
+def test_elastic_field_is_smooth_and_about_one_pixel():
+    from modules.augment import _smooth_field
+
+    field = _smooth_field(torch.zeros(32, 1, 28, 28), 4.0, torch.Generator().manual_seed(0))
+    assert field.shape == (32, 28, 28, 2)
+    assert torch.allclose(field.abs().mean(dim=(1, 2, 3)), torch.ones(32), atol=1e-4)
+    step = (field[:, 1:] - field[:, :-1]).abs().mean()
+    assert step < 0.25 * field.abs().mean()  # neighbours move together: a bend, not noise
+    bent = random_affine(torch.rand(4, 1, 28, 28), torch.Generator().manual_seed(0), degrees=0,
+                         scale=0, shear=0, translate=0, elastic=1.0)
+    assert bent.shape == (4, 1, 28, 28)
