@@ -96,6 +96,7 @@ class Exploit:
 
 
 @pytest.mark.parametrize("legacy", [False, True])
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol 4")  # torch's, expected here
 def test_code_in_a_checkpoint_is_never_run(tmp_path, legacy):
     marker = tmp_path / "pwned"
     Exploit.marker = marker
