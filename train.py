@@ -78,6 +78,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    runStartTime = time.time()
     args = parse_args(argv)
     metricsPath = os.path.join(os.path.dirname(args.model), "metrics.json")
     confusionPath = os.path.join(os.path.dirname(args.model), "confusion_matrix.png")
@@ -219,6 +220,7 @@ def main(argv=None):
         "class_names": list(CLASS_NAMES),
         "options": options,
         "train_seconds": round(endTime - startTime, 3),
+        "wall_seconds": round(time.time() - runStartTime, 3),
         "device": device.type,
         "precision": precision,
         "torch_threads": torch.get_num_threads(),

@@ -46,6 +46,7 @@ def test_end_to_end_writes_a_loadable_model_plot_and_metrics(trained):
     assert matrix.shape == (10, 10) and matrix.sum() == 200
     assert abs(matrix.diag().sum().item() / 200 - metrics["test_accuracy"]) < 1e-6
     assert metrics["device"] == "cpu" and metrics["options"]["batch_size"] == 64
+    assert 0 < metrics["train_seconds"] < metrics["wall_seconds"]
     assert f"[INFO] test accuracy: {metrics['test_accuracy']:.4f}" in console
 
     for picture in ("plot.png", "confusion_matrix.png"):
