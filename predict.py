@@ -22,7 +22,7 @@ from modules.data import CLASS_NAMES, HIRAGANA, KMNISTTensors, load_kmnist, whol
 from modules.device import DEVICE_CHOICES, choose_device
 from modules.display import annotate, display_problem, show_one_by_one
 from modules.errors import run_main
-from modules.glyphs import GLYPH_HINT, hiragana_font
+from modules.glyphs import GLYPH_HINT, class_labels, hiragana_font
 from modules.images import ImageProblem, expand_image_paths, load_character
 from modules.paths import check_writable
 from modules.plots import CORRECT_COLOR, WRONG_COLOR, save_prediction_grid
@@ -58,12 +58,7 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def label_with_glyph(index, glyphs):
-    """'ki' or 'ki き', for captions drawn by matplotlib."""
-    return f"{CLASS_NAMES[index]} {HIRAGANA[index]}" if glyphs else CLASS_NAMES[index]
-
-
-def classify_test_images(args, model, device, glyphs):
+def classify_test_images(args, model, device, captions):
     """The tutorial's predict step; returns (grid panels, window pictures, status)."""
     # load the KMNIST test dataset and randomly grab args.num images from it
     print("[INFO] loading the KMNIST test dataset...")
@@ -87,13 +82,12 @@ def classify_test_images(args, model, device, glyphs):
             origImage = image[0, 0].cpu().numpy()
             right = gtIdx == predIdx
             pictures.append(annotate(origImage, gtLabel, GREEN if right else RED))
-            panels.append((origImage, f"true {label_with_glyph(gtIdx, glyphs)}\n"
-                                      f"pred {label_with_glyph(predIdx, glyphs)}",
+            panels.append((origImage, f"true {captions[gtIdx]}\npred {captions[predIdx]}",
                            CORRECT_COLOR if right else WRONG_COLOR))
     return panels, pictures, 0
 
 
-def classify_own_images(args, model, device, glyphs):
+def classify_own_images(args, model, device, captions):
     """Classify image files: top 3 classes each; a bad file is reported, not fatal."""
     panels, pictures, failed = [], [], 0
     with torch.inference_mode():
@@ -112,8 +106,7 @@ def classify_own_images(args, model, device, glyphs):
             best = top.indices[0].item()
             print(f"{path}: {CLASS_NAMES[best]}  [top 3: {ranked}]")
             pictures.append(annotate(character, CLASS_NAMES[best], YELLOW))
-            panels.append((character, f"{os.path.basename(path)[:18]}\n"
-                                      f"{label_with_glyph(best, glyphs)} "
+            panels.append((character, f"{os.path.basename(path)[:18]}\n{captions[best]} "
                                       f"{top.values[0].item():.0%}", "black"))
     if failed:
         print(f"[ERROR] {failed} of {failed + len(panels)} files could not be classified",
@@ -132,12 +125,14 @@ def main(argv=None):
     model = build_model(checkpoint, CLASS_NAMES, args.model).to(device)
     model.eval()
 
+    # class names for the saved picture: with the hiragana where a font has them
     glyphs = hiragana_font() is not None
+    captions = class_labels(with_glyphs=glyphs)
     if args.image:
-        (panels, pictures, status) = classify_own_images(args, model, device, glyphs)
+        (panels, pictures, status) = classify_own_images(args, model, device, captions)
         title = "LeNet on your images (top class, probability)"
     else:
-        (panels, pictures, status) = classify_test_images(args, model, device, glyphs)
+        (panels, pictures, status) = classify_test_images(args, model, device, captions)
         right = sum(colour == CORRECT_COLOR for (_, _, colour) in panels)
         title = f"LeNet on {len(panels)} random KMNIST test images: {right} right"
     if not panels:

@@ -81,8 +81,6 @@ def to_kmnist_input(gray):
     # the character's bounding box: where the (blurred) ink is clearly
     # stronger than the paper, so lone specks of noise do not widen it
     rows, cols = np.nonzero(levels - background > 0.5 * (strongest - background))
-    if len(rows) == 0:
-        raise ImageProblem("the image is blank (no ink stands out from the background)")
     top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
     ink = ink[top:bottom, left:right]
 
