@@ -21,13 +21,17 @@ class Recipe:
     epochs: int
     batch_size: int
     lr: float
+    val_split: float  # the fraction of the 60,000 training images held out to validate
     description: str
 
 
 RECIPES = {
-    "tutorial": Recipe("tutorial", epochs=10, batch_size=64, lr=1e-3,
+    "tutorial": Recipe("tutorial", epochs=10, batch_size=64, lr=1e-3, val_split=0.25,
                        description="the tutorial's: Adam, constant learning rate, NLLLoss"),
-    "improved": Recipe("improved", epochs=70, batch_size=128, lr=3e-3,
+    # validation only watches training here, so 5% (3,000 images) is enough
+    # and the other 57,000 train (measured: more training images help more
+    # than any augmentation setting we tried)
+    "improved": Recipe("improved", epochs=70, batch_size=128, lr=3e-3, val_split=0.05,
                        description="random affine and elastic augmentation, AdamW with "
                                    "weight decay, one-cycle schedule, label smoothing, "
                                    "weight averaging"),

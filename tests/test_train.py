@@ -46,6 +46,8 @@ def test_end_to_end_writes_a_loadable_model_plot_and_metrics(trained):
     assert matrix.shape == (10, 10) and matrix.sum() == 200
     assert abs(matrix.diag().sum().item() / 200 - metrics["test_accuracy"]) < 1e-6
     assert metrics["device"] == "cpu" and metrics["options"]["batch_size"] == 64
+    # the tutorial's 75/25 split of the 2,000 generated training images
+    assert (metrics["train_samples"], metrics["val_samples"]) == (1500, 500)
     assert 0 < metrics["train_seconds"] < metrics["wall_seconds"]
     assert f"[INFO] test accuracy: {metrics['test_accuracy']:.4f}" in console
 
@@ -85,10 +87,33 @@ def test_same_seed_gives_the_same_weights(kmnist_dir, tmp_path, capsys):
     (["--seed", str(2**32)], "argument --seed: must be from 0 to 4294967295"),
     (["--device", "tpu"], "argument --device: invalid choice"),
     (["--recipe", "magic"], "argument --recipe: invalid choice"),
+    (["--val-split", "0"], "argument --val-split: must be between 0 and 1"),
+    (["--val-split", "1"], "argument --val-split: must be between 0 and 1"),
+    (["--val-split", "nan"], "argument --val-split: must be between 0 and 1"),
+    (["--val-split", "a"], "argument --val-split: 'a' is not a number"),
 ])
 def test_bad_option_values(argv, message, capsys):
     code, _, err = run_train(argv, capsys)
     assert code == 2 and message in err
+
+
+def test_val_split_decides_how_many_images_train_and_validate(kmnist_dir, tmp_path, capsys):
+    code, out, err = run_train(["--data-dir", kmnist_dir, "--epochs", 1, "--no-download",
+                                "--val-split", 0.1, "-m", tmp_path / "m.pth",
+                                "-p", tmp_path / "p.png"], capsys)
+    assert code == 0, err
+    assert "90%/10% train/val split" in out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert (metrics["train_samples"], metrics["val_samples"]) == (1800, 200)
+    assert metrics["options"]["val_split"] == 0.1
+
+
+def test_val_split_that_leaves_no_images_is_refused_before_training(kmnist_dir, tmp_path,
+                                                                   capsys):
+    code, out, err = run_train(["--data-dir", kmnist_dir, "--no-download", "--val-split",
+                                0.0001, "-m", tmp_path / "m.pth"], capsys)
+    assert code == 1 and "leaves nothing to validate on" in err
+    assert "training the network" not in out and not (tmp_path / "m.pth").exists()
 
 
 def test_unavailable_device_is_a_clear_error(kmnist_dir, tmp_path, capsys):
@@ -149,5 +174,5 @@ def test_help_shows_the_tutorial_defaults():
     assert result.returncode == 0
     for expected in ("(default: output/model.pth)", "(default: output/plot.png)",
                      "(default: data)", "(default: 42)", "(default: auto)",
-                     "10 epochs, batch 64, lr 0.001"):
+                     "10 epochs, batch 64, lr 0.001", "0.25 for tutorial"):
         assert expected in text, expected
