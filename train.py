@@ -121,8 +121,9 @@ def main(argv=None):
     numValSamples = round(len(trainData) * VAL_SPLIT)
     numTrainSamples = len(trainData) - numValSamples
     if numValSamples == 0 or numTrainSamples == 0:
+        emptySide = "validate on" if numValSamples == 0 else "train on"
         raise UserError(f"--val-split {VAL_SPLIT:g} of {len(trainData)} training images "
-                        f"leaves {'nothing to validate on' if numValSamples == 0 else 'nothing to train on'}; "
+                        f"leaves nothing to {emptySide}; "
                         "choose a split that leaves at least one image on each side")
     (trainData, valData) = random_split(
         KMNISTTensors(trainData, device), [numTrainSamples, numValSamples],
