@@ -1,10 +1,12 @@
 # USAGE
 # python predict.py --model output/model.pth
 # python predict.py --image my_drawing.png [more.jpg folder/ ...]
+# python predict.py --draw
 """Classify random KMNIST test images (or your own pictures) with a trained LeNet.
 
 Prints the tutorial's lines, saves the annotated images as one grid picture
-and, where a display exists, shows each image in an OpenCV window.
+and, where a display exists, shows each image in an OpenCV window.  With
+--draw, a window to draw a character in, read by the model as you draw.
 """
 
 # import the necessary packages
@@ -17,12 +19,14 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from modules.checkpoint import build_model, load_checkpoint
+from modules.classify import class_probabilities, describe_top, top_classes
 from modules.cli import HelpFormatter, positive_int, seed_value
-from modules.data import CLASS_NAMES, HIRAGANA, KMNISTTensors, load_kmnist, whole_batch
+from modules.data import CLASS_NAMES, KMNISTTensors, load_kmnist, whole_batch
 from modules.device import DEVICE_CHOICES, choose_device
-from modules.display import annotate, display_problem, show_one_by_one
-from modules.errors import run_main
-from modules.glyphs import GLYPH_HINT, class_labels, hiragana_font
+from modules.canvas import DrawingSession, reference_images
+from modules.display import annotate, display_problem, run_drawing_window, show_one_by_one
+from modules.errors import UserError, run_main
+from modules.glyphs import GLYPH_HINT, class_labels, glyph_images, hiragana_font
 from modules.images import ImageProblem, expand_image_paths, load_character
 from modules.paths import check_writable
 from modules.plots import CORRECT_COLOR, WRONG_COLOR, save_prediction_grid
@@ -39,14 +43,17 @@ def parse_args(argv=None):
                     help="path to the trained model")
     ap.add_argument("--data-dir", default="data",
                     help="folder that holds (or will hold) KMNIST/raw/")
-    ap.add_argument("--num", type=positive_int, default=10,
-                    help="how many random test images to classify")
+    ap.add_argument("--num", type=positive_int, default=None,
+                    help="how many random test images to classify (default: 10)")
     ap.add_argument("--seed", type=seed_value, default=42,
                     help="NumPy seed that picks the test images")
     ap.add_argument("--image", nargs="+", metavar="PATH",
                     help="classify these image files (or every image in these folders) "
                          "instead of test images: any size, dark ink on light paper or "
                          "light on dark; needs only the model file")
+    ap.add_argument("--draw", action="store_true",
+                    help="open a window to draw a character in with the mouse; the model "
+                         "reads it as you draw (needs a display)")
     ap.add_argument("-o", "--output", default=os.path.join("output", "predictions.png"),
                     help="where to save the annotated images as one picture")
     ap.add_argument("--no-display", action="store_true",
@@ -55,7 +62,16 @@ def parse_args(argv=None):
                     help="where to run the model: auto = CUDA, then MPS, then CPU")
     ap.add_argument("--no-download", action="store_true",
                     help="never download; use only files already in --data-dir")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.draw:
+        clashes = [option for option, given in (("--image", args.image),
+                                                ("--num", args.num is not None),
+                                                ("--no-display", args.no_display)) if given]
+        if clashes:
+            ap.error(f"--draw cannot be combined with {' or '.join(clashes)}: it classifies "
+                     "what you draw in its window")
+    args.num = 10 if args.num is None else args.num
+    return args
 
 
 def classify_test_images(args, model, device, captions):
@@ -90,40 +106,63 @@ def classify_test_images(args, model, device, captions):
 def classify_own_images(args, model, device, captions):
     """Classify image files: top 3 classes each; a bad file is reported, not fatal."""
     panels, pictures, failed = [], [], 0
-    with torch.inference_mode():
-        for path in expand_image_paths(args.image):
-            try:
-                character = load_character(path)
-            except ImageProblem as problem:
-                print(f"[ERROR] {path}: {problem}", file=sys.stderr)
-                failed += 1
-                continue
-            x = torch.from_numpy(character)[None, None].to(device)
-            probabilities = model(x).exp()[0].cpu()
-            top = probabilities.topk(3)
-            ranked = ", ".join(f"{CLASS_NAMES[i]} ({HIRAGANA[i]}) {p:.1%}"
-                               for p, i in zip(top.values.tolist(), top.indices.tolist()))
-            best = top.indices[0].item()
-            print(f"{path}: {CLASS_NAMES[best]}  [top 3: {ranked}]")
-            pictures.append(annotate(character, CLASS_NAMES[best], YELLOW))
-            panels.append((character, f"{os.path.basename(path)[:18]}\n{captions[best]} "
-                                      f"{top.values[0].item():.0%}", "black"))
+    for path in expand_image_paths(args.image):
+        try:
+            character = load_character(path)
+        except ImageProblem as problem:
+            print(f"[ERROR] {path}: {problem}", file=sys.stderr)
+            failed += 1
+            continue
+        probabilities = class_probabilities(model, character, device)
+        best = top_classes(probabilities)[0]
+        print(f"{path}: {describe_top(probabilities)}")
+        pictures.append(annotate(character, CLASS_NAMES[best], YELLOW))
+        panels.append((character, f"{os.path.basename(path)[:18]}\n{captions[best]} "
+                                  f"{probabilities[best]:.0%}", "black"))
     if failed:
         print(f"[ERROR] {failed} of {failed + len(panels)} files could not be classified",
               file=sys.stderr)
     return panels, pictures, 1 if failed else 0
 
 
+def draw_and_classify(args, model, device):
+    """--draw: a window to draw in; the model reads the drawing as it grows."""
+    try:  # the reference strip shows real test images when the data set is here
+        testData = load_kmnist(args.data_dir, train=False, download=False)
+    except UserError:
+        testData = None
+    glyphMasks = glyph_images(48)
+    # one 28x28 image at a time: more threads only add waiting, and one keeps
+    # the window live even while the machine is busy with something else
+    torch.set_num_threads(1)
+    session = DrawingSession(model, device, reference_images(testData, glyphMasks),
+                             glyphMasks, save_folder=os.path.join(
+                                 os.path.dirname(args.output) or ".", "drawings"))
+    print("[INFO] draw a character in the window with the left mouse button; "
+          "z undoes a stroke, c clears, s saves the drawing, q or Esc quits")
+    run_drawing_window(session)
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
     check_writable(args.output, "--output")
     device = choose_device(args.device)
+    if args.draw:
+        problem = display_problem()
+        if problem:
+            raise UserError(f"--draw needs a window, and none can open here: {problem}. "
+                            "Draw on paper (or in any paint program) and classify the picture "
+                            "with `python predict.py --image PATH` instead.")
 
     # load the model from disk: weights and plain metadata only, never code
     print("[INFO] loading the model...")
     checkpoint = load_checkpoint(args.model)
     model = build_model(checkpoint, CLASS_NAMES, args.model).to(device)
     model.eval()
+
+    if args.draw:
+        return draw_and_classify(args, model, device)
 
     # class names for the saved picture: with the hiragana where a font has them
     glyphs = hiragana_font() is not None

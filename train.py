@@ -2,33 +2,30 @@
 # python train.py --model output/model.pth --plot output/plot.png
 """Train LeNet on Kuzushiji-MNIST (KMNIST), following the tutorial's steps.
 
-Writes the model (a safe checkpoint), the loss/accuracy plot, the confusion
-matrix and metrics.json, and prints the tutorial's console output.
+Writes the model (a safe checkpoint) and the loss/accuracy plot, and beside
+the model the confusion matrix, the worst mistakes, the learned filters and
+metrics.json; prints the tutorial's console output.
 """
 
 # import the necessary packages
 import argparse
-import json
 import os
-import platform
 import time
 
 import torch
-import torchvision
-from sklearn.metrics import classification_report, confusion_matrix
+from sklearn.metrics import classification_report
 from torch.utils.data import DataLoader, random_split
 
-from modules.checkpoint import save_checkpoint
-from modules.data import CLASS_NAMES, HIRAGANA, KMNISTTensors, load_kmnist, whole_batch
+from modules.data import CLASS_NAMES, KMNISTTensors, load_kmnist, whole_batch
 from modules.cli import HelpFormatter, fraction, positive_float, positive_int, seed_value
 from modules.device import DEVICE_CHOICES, choose_device
 from modules.errors import UserError, run_main
-from modules.glyphs import GLYPH_HINT, hiragana_font
 from modules.lenet import LeNet
-from modules.paths import atomic_output, check_writable
+from modules.paths import check_writable
 from modules.performance import PRECISION_CHOICES, choose_precision, keep_freed_memory_for_reuse
-from modules.plots import save_confusion_matrix, save_training_plot
-from modules.recipes import RECIPES, improved_parts, tutorial_parts
+from modules.plots import save_training_plot
+from modules.recipes import RECIPES, recipe_parts
+from modules.reports import report_paths, save_model_and_reports
 from modules.training import evaluate, seed_everything, train_one_epoch
 
 # the split is always made with seed 42, as in the tutorial (which trains
@@ -84,11 +81,11 @@ def parse_args(argv=None):
 def main(argv=None):
     runStartTime = time.time()
     args = parse_args(argv)
-    metricsPath = os.path.join(os.path.dirname(args.model), "metrics.json")
-    confusionPath = os.path.join(os.path.dirname(args.model), "confusion_matrix.png")
-    for (path, option) in ((args.model, "--model"), (args.plot, "--plot"),
-                           (metricsPath, "metrics file"), (confusionPath, "confusion matrix")):
-        check_writable(path, option)
+    # fail now, not after training, if an output file cannot be written
+    check_writable(args.model, "--model")
+    check_writable(args.plot, "--plot")
+    for (name, path) in report_paths(args.model).items():
+        check_writable(path, name)
 
     # define training hyperparameters
     INIT_LR = args.lr
@@ -146,13 +143,9 @@ def main(argv=None):
 
     # initialize our optimizer and loss function (and, for the improved
     # recipe, its schedule, augmentation and weight averaging)
-    if args.recipe == "tutorial":
-        parts = tutorial_parts(model, lr=INIT_LR, device=device)
-    else:
-        augmentGenerator = torch.Generator(device=device).manual_seed(args.seed)
-        parts = improved_parts(model, lr=INIT_LR, epochs=EPOCHS,
-                               steps_per_epoch=len(trainDataLoader), device=device,
-                               generator=augmentGenerator)
+    parts = recipe_parts(RECIPES[args.recipe], model, lr=INIT_LR, epochs=EPOCHS,
+                         steps_per_epoch=len(trainDataLoader), device=device,
+                         generator=torch.Generator(device=device).manual_seed(args.seed))
 
     # initialize a dictionary to store training history
     H = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
@@ -189,63 +182,23 @@ def main(argv=None):
     # predict.py uses the saved model
     print("[INFO] evaluating network...")
     finalModel = parts.model_to_evaluate(model)
-    (testLoss, testAcc, preds) = evaluate(finalModel, testDataLoader, device)
-    targets = testData.targets.numpy()
-    print(classification_report(targets, preds.numpy(), labels=range(len(CLASS_NAMES)),
-                                target_names=CLASS_NAMES, digits=4, zero_division=0))
+    (testLoss, testAcc, testLogProbs) = evaluate(finalModel, testDataLoader, device)
+    print(classification_report(testData.targets.numpy(), testLogProbs.argmax(1).numpy(),
+                                labels=range(len(CLASS_NAMES)), target_names=CLASS_NAMES,
+                                digits=4, zero_division=0))
 
-    # which characters does it mix up? (off-diagonal cells, both directions)
-    matrix = confusion_matrix(targets, preds.numpy(), labels=range(len(CLASS_NAMES)))
-    pairs = sorted(((matrix[i, j] + matrix[j, i], i, j) for i in range(len(CLASS_NAMES))
-                    for j in range(i + 1, len(CLASS_NAMES))), reverse=True)
-    pairs = [pair for pair in pairs[:3] if pair[0] > 0]
-    print("[INFO] most confused pairs (test images mistaken either way):"
-          + ("" if pairs else " none, every test image was classified right"))
-    for (count, i, j) in pairs:
-        print(f"    {CLASS_NAMES[i]} ({HIRAGANA[i]}) <-> {CLASS_NAMES[j]} ({HIRAGANA[j]}): "
-              f"{count} ({matrix[i, j]} {CLASS_NAMES[i]} as {CLASS_NAMES[j]}, "
-              f"{matrix[j, i]} {CLASS_NAMES[j]} as {CLASS_NAMES[i]})")
-
-    # plot the training loss and accuracy, and the confusion matrix
+    # plot the training loss and accuracy
     save_training_plot(H, args.plot)
-    save_confusion_matrix(matrix, confusionPath)
-    if hiragana_font() is None:
-        print(GLYPH_HINT)
 
-    # serialize the model to disk: weights plus plain metadata only
-    versions = {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
-                "python": platform.python_version()}
-    options = dict(vars(args))
-    save_checkpoint(args.model, finalModel, {
-        "architecture": {"name": "LeNet", "numChannels": 1, "classes": len(CLASS_NAMES)},
-        "class_names": list(CLASS_NAMES),
-        "hiragana": list(HIRAGANA),
-        "input": {"height": 28, "width": 28, "channels": 1,
-                  "scaling": "pixel / 255, white ink on a black background"},
-        "options": options,
-        "test_accuracy": testAcc,
-        "versions": versions,
+    # serialize the model to disk, with the reports on what it learned
+    save_model_and_reports(finalModel, dict(vars(args)), H, test={
+        "images": testData.data, "targets": testData.targets, "log_probs": testLogProbs,
+        "loss": testLoss, "accuracy": testAcc,
+    }, run={
+        "train_samples": numTrainSamples, "val_samples": numValSamples,
+        "train_seconds": endTime - startTime, "start_time": runStartTime,
+        "device": device.type, "precision": precision,
     })
-    metrics = {
-        "history": H,
-        "test_loss": testLoss,
-        "test_accuracy": testAcc,
-        "confusion_matrix": matrix.tolist(),
-        "class_names": list(CLASS_NAMES),
-        "options": options,
-        "train_samples": numTrainSamples,
-        "val_samples": numValSamples,
-        "train_seconds": round(endTime - startTime, 3),
-        "wall_seconds": round(time.time() - runStartTime, 3),
-        "device": device.type,
-        "precision": precision,
-        "torch_threads": torch.get_num_threads(),
-        "versions": versions,
-    }
-    with atomic_output(metricsPath) as tmpPath, open(tmpPath, "w") as f:
-        json.dump(metrics, f, indent=2)
-    print(f"[INFO] saved the model to {args.model}, the plot to {args.plot}, "
-          f"the confusion matrix to {confusionPath} and metrics to {metricsPath}")
     print(f"[INFO] test accuracy: {testAcc:.4f}")
     return 0
 

@@ -11,6 +11,7 @@ import os
 
 import cv2
 import numpy as np
+from PIL import Image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pbm",
                     ".pgm", ".ppm")
@@ -18,6 +19,12 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 MIN_CONTRAST = 24
 # margin around the ink's bounding box, as a fraction of its longer side
 MARGIN = 0.04
+# a character needs a few hundred pixels: larger pictures are decoded reduced
+# (JPEG and PNG at 1/2, 1/4 or 1/8 straight from the file) or shrunk right
+# after decoding, before any float copy is made; beyond MAX_PIXELS they are
+# refused, since decoding alone would take gigabytes
+MAX_SIDE = 2000
+MAX_PIXELS = 100_000_000
 
 
 class ImageProblem(Exception):
@@ -37,15 +44,53 @@ def expand_image_paths(paths):
     return expanded
 
 
+def header_size(path):
+    """(width, height, has_alpha) read from the file's header without decoding
+    the pixels, or None where Pillow does not know the format."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # only the header is read; the size check is ours
+    try:
+        with Image.open(path) as image:
+            alpha = "A" in image.getbands() or "transparency" in image.info
+            return image.size[0], image.size[1], alpha
+    except (OSError, ValueError, SyntaxError):  # not a format Pillow knows: let OpenCV try
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _decode(path):
+    """Decode ``path`` with OpenCV, at most about MAX_SIDE pixels on the long side."""
+    header = header_size(path)
+    if header is not None:
+        width, height, alpha = header
+        if width * height > MAX_PIXELS:
+            raise ImageProblem(f"the image is {width}x{height} pixels "
+                               f"({width * height / 1e6:,.0f} megapixels); the limit is "
+                               f"{MAX_PIXELS / 1e6:,.0f} megapixels: shrink it first "
+                               "(a character needs a few hundred pixels)")
+        reduction = next((r for r in (1, 2, 4) if max(width, height) / r <= MAX_SIDE), 8)
+        if reduction > 1 and not alpha:  # (OpenCV's reduced modes drop transparency)
+            flag = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+                    8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[reduction]
+            # ignore the EXIF rotation, as IMREAD_UNCHANGED does for smaller files
+            return cv2.imread(path, flag | cv2.IMREAD_IGNORE_ORIENTATION)
+    return cv2.imread(path, cv2.IMREAD_UNCHANGED)
+
+
 def read_grayscale(path):
     """The file as a 2-D uint8 array; transparency is laid over white paper."""
     if os.path.isdir(path):
         raise ImageProblem("folder holds no image files")
     if not os.path.exists(path):
         raise ImageProblem("no such file")
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    image = _decode(path)
     if image is None or image.size == 0:
         raise ImageProblem("not an image file that OpenCV can read")
+    if max(image.shape[:2]) > MAX_SIDE:  # shrink before any float copy is made
+        scale = MAX_SIDE / max(image.shape[:2])
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     if np.issubdtype(image.dtype, np.integer) and image.dtype != np.uint8:
         image = (image / (np.iinfo(image.dtype).max / 255)).astype(np.uint8)  # 16-bit PNG/TIFF
     elif np.issubdtype(image.dtype, np.floating):  # 32-bit float TIFF/EXR: 0..1

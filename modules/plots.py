@@ -7,6 +7,7 @@ matplotlib.use("Agg")  # draw to files; predict.py opens its own OpenCV window
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from modules.glyphs import class_labels, hiragana_font  # noqa: E402
 from modules.paths import atomic_output  # noqa: E402
@@ -76,4 +77,81 @@ def save_prediction_grid(panels, path, title):
     fig.tight_layout()
     with atomic_output(path) as tmp_path:
         fig.savefig(tmp_path, dpi=100)
+    plt.close(fig)
+
+
+def most_confident_mistakes(targets, log_probs, count=25):
+    """Indices of the wrongly classified images, the most confident first."""
+    probs = np.exp(np.asarray(log_probs, dtype=np.float64))
+    wrong = np.flatnonzero(probs.argmax(1) != np.asarray(targets))
+    return wrong[np.argsort(-probs[wrong].max(1), kind="stable")][:count]
+
+
+def save_mistakes(images, targets, log_probs, path, count=25):
+    """The ``count`` test images the model got wrong with the highest confidence.
+
+    ``images`` are the N x 28 x 28 test images (uint8), ``targets`` their
+    labels and ``log_probs`` the model's N x 10 log-probabilities.  Each panel
+    shows the true class, the predicted one and how sure the model was.
+    """
+    probs = np.exp(np.asarray(log_probs, dtype=np.float64))
+    worst = most_confident_mistakes(targets, log_probs, count)
+    wrongCount = int((probs.argmax(1) != np.asarray(targets)).sum())
+    labels = class_labels(with_glyphs=hiragana_font() is not None)
+    panels = [(np.asarray(images[i]) / 255.0,
+               f"true {labels[targets[i]]}\npred {labels[probs[i].argmax()]} {probs[i].max():.0%}",
+               WRONG_COLOR) for i in worst]
+    title = (f"The {len(worst)} most confident of {wrongCount} mistakes on "
+             f"{len(probs):,} test images")
+    if panels:
+        save_prediction_grid(panels, path, title)
+        return
+    plt.style.use("default")
+    fig = plt.figure(figsize=(8, 4))
+    fig.text(0.5, 0.5, f"No mistakes: all {len(probs):,} test images\nwere classified right",
+             ha="center", va="center", fontsize=20, color=CORRECT_COLOR)
+    with atomic_output(path) as tmp_path:
+        fig.savefig(tmp_path, dpi=100)
+    plt.close(fig)
+
+
+def save_filters(model, image, path):
+    """conv1's 20 learned 5x5 filters, and the 20 conv1 and 50 conv2 feature
+    maps (after ReLU) of one image, as one picture."""
+    from modules.features import feature_maps
+
+    weights = model.conv1.weight.detach().float().cpu()[:, 0].numpy()  # 20 x 5 x 5
+    x = torch.as_tensor(image, dtype=torch.float32).view(1, 1, 28, 28)
+    device = next(model.parameters()).device
+    (first, second) = feature_maps(model.eval(), x.to(device))
+    plt.style.use("default")
+    fig = plt.figure(figsize=(12, 11.5))
+    (top, middle, bottom) = fig.subfigures(3, 1, height_ratios=[2.3, 2.4, 5.2])
+
+    # the filters share one colour scale centred on zero: red adds, blue subtracts
+    axes = top.subplots(2, 11)
+    limit = np.abs(weights).max()
+    for ax in axes.flat:
+        ax.axis("off")
+    axes[0, 0].imshow(image, cmap="gray", vmin=0, vmax=1)
+    axes[0, 0].set_title("input", fontsize=9)
+    for k, w in enumerate(weights):
+        ax = axes[k // 10, 1 + k % 10]
+        ax.imshow(w, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_title(f"{k + 1}", fontsize=8)
+    top.suptitle("conv1: the 20 learned 5x5 filters (red: ink there raises the response, "
+                 "blue: lowers it)", fontsize=11)
+
+    for (subfig, maps, columns, name) in ((middle, first[0], 10, "conv1's 20 maps, 24x24"),
+                                          (bottom, second[0], 10, "conv2's 50 maps, 8x8")):
+        axes = subfig.subplots(-(-len(maps) // columns), columns)
+        for ax, fmap in zip(axes.flat, maps.numpy()):
+            ax.imshow(fmap, cmap="magma", vmin=0, vmax=max(float(maps.max()), 1e-6),
+                      interpolation="nearest")
+            ax.axis("off")
+        subfig.suptitle(f"Feature maps of the input: {name} (after ReLU; bright = strong "
+                        "response)",
+                        fontsize=11)
+    with atomic_output(path) as tmp_path:
+        fig.savefig(tmp_path, dpi=80)
     plt.close(fig)

@@ -78,18 +78,22 @@ def train_one_epoch(model, loader, lossFn, opt, device, augment=None, scheduler=
 
 @torch.inference_mode()
 def evaluate(model, loader, device, amp_dtype=None, description="evaluating"):
-    """Returns (average NLL loss per sample, accuracy, predictions on the CPU)."""
+    """Returns (average NLL loss per sample, accuracy, log-probabilities on the CPU).
+
+    The log-probabilities (one row of 10 per image) give the predictions
+    (their argmax) and how sure the model was of each.
+    """
     model.eval()
     totalLoss = torch.zeros((), device=device)
-    predictions = []
+    outputs = []
     targets = []
     for (x, y) in progress(loader, description, total=len(loader)):
         (x, y) = (x.to(device), y.to(device))
         with autocast(device, amp_dtype):
             pred = model(x.contiguous(memory_format=torch.channels_last)).float()
         totalLoss += F.nll_loss(pred, y, reduction="sum")
-        predictions.append(pred.argmax(1))
+        outputs.append(pred)
         targets.append(y)
-    predictions = torch.cat(predictions)
-    accuracy = (predictions == torch.cat(targets)).float().mean().item()
-    return totalLoss.item() / len(predictions), accuracy, predictions.cpu()
+    outputs = torch.cat(outputs)
+    accuracy = (outputs.argmax(1) == torch.cat(targets)).float().mean().item()
+    return totalLoss.item() / len(outputs), accuracy, outputs.cpu()

@@ -1,6 +1,9 @@
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -44,3 +47,55 @@ def trained(kmnist_dir, tmp_path_factory):
                         env=headless_env())
     assert result.returncode == 0, result.stdout + result.stderr
     return out, result
+
+
+needs_virtual_display = pytest.mark.skipif(
+    not (shutil.which("Xvfb") and shutil.which("xdotool")),
+    reason="needs Xvfb and xdotool (Debian: apt install xvfb xdotool)")
+
+
+@contextlib.contextmanager
+def virtual_display(number, size="1024x768"):
+    """An Xvfb X server on display ``number``; yields the environment to use it."""
+    from modules.display import _x_server_reachable
+
+    name = f":{number}"
+    xvfb = subprocess.Popen(["Xvfb", name, "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not _x_server_reachable(name):
+            assert time.monotonic() < deadline, "Xvfb did not start"
+            time.sleep(0.1)
+        env = headless_env()
+        env["DISPLAY"] = name
+        yield env
+    finally:
+        xvfb.terminate()
+        xvfb.wait(timeout=10)
+
+
+def wait_for_window(process, title, env, timeout=60):
+    """The X window id of ``title`` once ``process`` has opened it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"no window {title!r} appeared"
+        time.sleep(0.3)
+        found = subprocess.run(["xdotool", "search", "--name", f"^{title}$"], env=env,
+                               capture_output=True, text=True).stdout.split()
+        if found:
+            return found[0]
+
+
+@contextlib.contextmanager
+def started(args, env):
+    """``python args...`` running in the background (killed if still running at the end)."""
+    process = subprocess.Popen([sys.executable, "-u", *map(str, args)], env=env, cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

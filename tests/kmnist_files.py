@@ -28,13 +28,18 @@ def idx_bytes(array):
     return header + array.tobytes()
 
 
+def class_strokes(seed=0):
+    """Each class's three strokes as (row0, col0, row1, col1) on the 28x28 grid."""
+    rng = np.random.default_rng(seed)
+    return [[tuple(int(v) for v in rng.integers(5, 23, size=4)) for _ in range(3)]
+            for _ in range(10)]
+
+
 def class_patterns(seed=0):
     """Ten distinct 28x28 patterns in [0, 1]: random thick strokes per class."""
-    rng = np.random.default_rng(seed)
     patterns = np.zeros((10, 28, 28), np.float32)
-    for k in range(10):
-        for _ in range(3):
-            (r0, c0, r1, c1) = rng.integers(5, 23, size=4)
+    for k, strokes in enumerate(class_strokes(seed)):
+        for (r0, c0, r1, c1) in strokes:
             for t in np.linspace(0, 1, 40):
                 r, c = int(r0 + (r1 - r0) * t), int(c0 + (c1 - c0) * t)
                 patterns[k, r - 1:r + 2, c - 1:c + 2] = 1.0

@@ -34,3 +34,44 @@ def test_a_found_font_really_has_all_ten_characters():
     if font is None:
         pytest.skip("no CJK font installed here")
     assert glyphs._covers_hiragana(font.get_file())
+
+
+def test_a_font_installed_after_the_cache_was_written_is_found(monkeypatch, tmp_path):
+    """matplotlib's font cache predates the font: found anyway, and the cache rewritten."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    real = glyphs.hiragana_font()
+    if real is None:
+        pytest.skip("no CJK font installed here")
+    installed = real.get_file()
+    # a font manager whose list was made before the CJK font was installed
+    stale = font_manager.FontManager()
+    stale.ttflist = [f for f in stale.ttflist if not glyphs._covers_hiragana(f.fname)]
+    monkeypatch.setattr(font_manager, "fontManager", stale)
+    monkeypatch.setattr(matplotlib, "get_cachedir", lambda: str(tmp_path))
+    glyphs.hiragana_font.cache_clear()
+    try:
+        assert glyphs._find_hiragana_font() is None  # what the stale cache alone gives
+        found = glyphs.hiragana_font()
+        assert found is not None and glyphs._covers_hiragana(found.get_file())
+        assert installed in {f.fname for f in stale.ttflist}
+        cache = list(tmp_path.glob("fontlist-v*.json"))
+        assert len(cache) == 1 and installed in cache[0].read_text()
+        # once added, nothing is missing any more: the cache is not rewritten again
+        assert glyphs.add_fonts_missing_from_cache() == 0
+    finally:
+        glyphs.hiragana_font.cache_clear()
+
+
+def test_glyph_images_are_white_characters_on_black():
+    masks = glyphs.glyph_images(40)
+    if glyphs.hiragana_font() is None:
+        assert masks is None
+        return
+    assert len(masks) == 10 and all(m.shape == (40, 40) and m.dtype.name == "uint8"
+                                    for m in masks)
+    for mask in masks:
+        ink = (mask > 128).mean()
+        assert 0.03 < ink < 0.5 and mask[0].max() < 64  # a character, with a margin
+    assert len({m.tobytes() for m in masks}) == 10  # ten different characters

@@ -128,3 +128,77 @@ def test_own_images_need_no_data_set(trained, tmp_path):
                         "-o", tmp_path / "g.png", env=headless_env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("a.png: ") == 1
+
+
+def write_page_png(path, width, height, square):
+    """A white grayscale page of ``width`` x ``height`` pixels with one black
+    square (top, left, side), written row by row so that even a 400-megapixel
+    page takes a few MB of memory to make (and the file under 2 MB)."""
+    import struct
+    import zlib
+
+    (top, left, side) = square
+    white = b"\0" + b"\xff" * width
+    inked = b"\0" + b"\xff" * left + b"\0" * side + b"\xff" * (width - left - side)
+    compressor = zlib.compressobj(1)
+    data = b"".join(compressor.compress(inked if top <= row < top + side else white)
+                    for row in range(height)) + compressor.flush()
+
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data)
+                + chunk(b"IEND", b""))
+
+
+def peak_memory_of_loading(path):
+    """Peak resident memory (MB) of a fresh process that loads ``path``, and its outcome."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = ("import resource, sys; sys.path.insert(0, sys.argv[1])\n"
+            "from modules.images import ImageProblem, load_character\n"
+            "try:\n    print(load_character(sys.argv[2]).shape)\n"
+            "except ImageProblem as problem:\n    print(problem)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    result = subprocess.run([sys.executable, "-c", code, ROOT, str(path)], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    (outcome, megabytes) = result.stdout.strip().splitlines()
+    return outcome, int(megabytes)
+
+
+def test_a_huge_page_is_refused_from_its_header_and_the_others_still_classified(trained,
+                                                                                  tmp_path):
+    out, _ = trained
+    huge = tmp_path / "scan.png"
+    write_page_png(huge, 20000, 20000, (6000, 6000, 4000))  # 400 megapixels, 1.8 MB
+    outcome, megabytes = peak_memory_of_loading(huge)
+    assert outcome == ("the image is 20000x20000 pixels (400 megapixels); the limit is "
+                       "100 megapixels: shrink it first (a character needs a few hundred pixels)")
+    assert megabytes < 1024  # it used to take 7.4 GB: the pixels are never decoded
+    cv2.imwrite(str(tmp_path / "ok.png"), 255 - glyph_canvas())
+    result = run_script("predict.py", "-m", out / "model.pth", "--image", huge,
+                        tmp_path / "ok.png", "--no-display", "-o", tmp_path / "g.png",
+                        env=headless_env())
+    assert result.returncode == 1
+    assert f"[ERROR] {huge}: the image is 20000x20000 pixels (400 megapixels)" in result.stderr
+    assert result.stdout.count("ok.png: ") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_large_page_is_decoded_reduced_and_read_like_a_small_one(tmp_path):
+    from modules.images import MAX_SIDE, read_grayscale
+
+    large, small = tmp_path / "large.png", tmp_path / "small.png"
+    write_page_png(large, 9000, 6000, (1500, 3000, 2400))  # 54 megapixels
+    write_page_png(small, 900, 600, (150, 300, 240))  # the same page, 10x smaller
+    image = read_grayscale(str(large))
+    assert max(image.shape) <= MAX_SIDE and image.shape[1] / image.shape[0] == 1.5
+    assert np.abs(load_character(str(large)) - load_character(str(small))).mean() < 0.02
+    outcome, megabytes = peak_memory_of_loading(large)
+    assert outcome == "(28, 28)" and megabytes < 1024

@@ -1,12 +1,11 @@
 import os
-import shutil
 import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import ROOT, headless_env, run_script
+from conftest import (ROOT, headless_env, needs_virtual_display, run_script, started,
+                      virtual_display, wait_for_window)
 from modules import display
 
 
@@ -104,46 +103,21 @@ def test_annotated_picture_is_the_tutorials():
     assert picture[..., 1].max() == 255 and picture[..., 2].max() == 0  # green text only
 
 
-@pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")),
-                    reason="needs Xvfb and xdotool (Debian: apt install xvfb xdotool)")
+@needs_virtual_display
 def test_window_opens_on_a_virtual_display_and_keys_step_through(trained, kmnist_dir,
                                                                    tmp_path):
     out, _ = trained
-    number = 100 + os.getpid() % 400
-    display_name = f":{number}"
-    xvfb = subprocess.Popen(["Xvfb", display_name, "-screen", "0", "640x480x24", "-nolisten",
-                             "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    predict = None
-    try:
-        env = headless_env()
-        env["DISPLAY"] = display_name
-        deadline = time.monotonic() + 10
-        while display._x_server_reachable(display_name) is False:
-            assert time.monotonic() < deadline, "Xvfb did not start"
-            time.sleep(0.1)
-        predict = subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "predict.py"), "-m", str(out / "model.pth"),
-             "--data-dir", str(kmnist_dir), "--no-download", "--num", "3",
-             "-o", str(tmp_path / "grid.png")],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-        window = ""
-        deadline = time.monotonic() + 60
-        while not window:
-            assert predict.poll() is None, predict.communicate()
-            assert time.monotonic() < deadline, "no OpenCV window appeared"
-            time.sleep(0.3)
-            window = subprocess.run(["xdotool", "search", "--name", "^image$"], env=env,
-                                    capture_output=True, text=True).stdout.split()
-        # one key shows the next image, q quits before the third
-        for key in ("space", "q"):
-            subprocess.run(["xdotool", "key", "--window", window[0], key], env=env, check=True)
-            time.sleep(0.5)
-        stdout, stderr = predict.communicate(timeout=30)
-        assert predict.returncode == 0, stderr
-        assert "showing the images" in stdout and "no display" not in stdout
-        assert (tmp_path / "grid.png").exists()
-    finally:
-        if predict is not None and predict.poll() is None:
-            predict.kill()
-        xvfb.terminate()
-        xvfb.wait(timeout=10)
+    with virtual_display(100 + os.getpid() % 400) as env:
+        with started([os.path.join(ROOT, "predict.py"), "-m", out / "model.pth", "--data-dir",
+                      kmnist_dir, "--no-download", "--num", 3, "-o", tmp_path / "grid.png"],
+                     env) as predict:
+            window = wait_for_window(predict, display.WINDOW, env)
+            # one key shows the next image, q quits before the third
+            for key in ("space", "q"):
+                subprocess.run(["xdotool", "key", "--window", window, key], env=env,
+                               check=True)
+                time.sleep(0.5)
+            stdout, stderr = predict.communicate(timeout=30)
+    assert predict.returncode == 0, stderr
+    assert "showing the images" in stdout and "no display" not in stdout
+    assert (tmp_path / "grid.png").exists()

@@ -1,9 +1,10 @@
 import json
+import os
 
 import torch
 
-from conftest import headless_env, run_script
-from modules.augment import distort, random_affine
+from conftest import ROOT, headless_env, run_script
+from modules.augment import random_affine
 from modules.checkpoint import build_model, load_checkpoint
 from modules.data import CLASS_NAMES
 from modules.recipes import RECIPES
@@ -39,7 +40,9 @@ def test_improved_recipe_runs_end_to_end(kmnist_dir, tmp_path):
                         "-m", tmp_path / "model.pth", "-p", tmp_path / "plot.png",
                         env=headless_env())
     assert result.returncode == 0, result.stderr
-    assert "with the improved recipe (2 epochs, batch 128, lr 0.003" in result.stdout
+    improved = RECIPES["improved"]
+    assert (f"with the improved recipe (2 epochs, batch {improved.batch_size}, "
+            f"lr {improved.lr:g}") in result.stdout
     checkpoint = load_checkpoint(tmp_path / "model.pth")
     assert checkpoint["options"]["recipe"] == "improved"
     # the saved weights are the plain LeNet's (the averaged copy, unwrapped)
@@ -53,21 +56,32 @@ def test_improved_recipe_runs_end_to_end(kmnist_dir, tmp_path):
     assert (tmp_path / "confusion_matrix.png").exists()
 
 
-def test_distort_keeps_shape_range_and_device():
+def test_affine_keeps_shape_range_and_dtype():
     images = torch.rand(16, 1, 28, 28)
-    out = distort(images, generator=torch.Generator().manual_seed(3))
+    out = random_affine(images, generator=torch.Generator().manual_seed(3))
     assert out.shape == images.shape and out.dtype == images.dtype
     assert out.min() >= 0 and out.max() <= 1
 
 
-def test_elastic_field_is_smooth_and_about_one_pixel():
-    from modules.augment import _smooth_field
-
-    field = _smooth_field(torch.zeros(32, 1, 28, 28), 4.0, torch.Generator().manual_seed(0))
-    assert field.shape == (32, 28, 28, 2)
-    assert torch.allclose(field.abs().mean(dim=(1, 2, 3)), torch.ones(32), atol=1e-4)
-    step = (field[:, 1:] - field[:, :-1]).abs().mean()
-    assert step < 0.25 * field.abs().mean()  # neighbours move together: a bend, not noise
-    bent = random_affine(torch.rand(4, 1, 28, 28), torch.Generator().manual_seed(0), degrees=0,
-                         scale=0, shear=0, translate=0, elastic=1.0)
-    assert bent.shape == (4, 1, 28, 28)
+def test_recipe_defaults_are_what_the_readme_says():
+    """The README's table of recipes lists each recipe's defaults; they must match."""
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    rows = {}
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 10 and cells[0].startswith("`") and cells[0].strip("`") in RECIPES:
+            rows[cells[0].strip("`")] = cells
+    assert sorted(rows) == sorted(RECIPES)
+    for name, recipe in RECIPES.items():
+        (_, epochs, batch, lr, split, augment, optimizer, schedule, smoothing, average) = \
+            rows[name][:10]
+        assert (int(epochs), int(batch), float(lr)) == (recipe.epochs, recipe.batch_size,
+                                                        recipe.lr), name
+        train, val = (int(v) for v in split.split("/"))
+        assert (train + val, val / 100) == (100, recipe.val_split), name
+        assert (augment != "none") == recipe.augment, name
+        assert optimizer == (f"AdamW, weight decay {recipe.weight_decay:g}"
+                             if recipe.weight_decay else "Adam"), name
+        assert schedule == ("one-cycle" if recipe.one_cycle else "constant"), name
+        assert smoothing == (f"{recipe.label_smoothing:g}" if recipe.label_smoothing else "none")
+        assert average == (f"EMA {recipe.ema_decay:g}" if recipe.ema_decay else "none"), name

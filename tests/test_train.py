@@ -1,6 +1,9 @@
 import json
 import os
 
+import cv2
+import numpy as np
+
 import pytest
 import torch
 
@@ -51,8 +54,12 @@ def test_end_to_end_writes_a_loadable_model_plot_and_metrics(trained):
     assert 0 < metrics["train_seconds"] < metrics["wall_seconds"]
     assert f"[INFO] test accuracy: {metrics['test_accuracy']:.4f}" in console
 
-    for picture in ("plot.png", "confusion_matrix.png"):
+    for picture in ("plot.png", "confusion_matrix.png", "mistakes.png", "filters.png"):
         assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        image = cv2.imread(str(out / picture))
+        assert image is not None and 300 <= min(image.shape[:2]) and max(image.shape[:2]) <= 1500
+        assert image.std() > 10, picture  # not a blank page
+        assert str(out / picture) in console  # each path is printed
     assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
 
 
@@ -176,3 +183,32 @@ def test_help_shows_the_tutorial_defaults():
                      "(default: data)", "(default: 42)", "(default: auto)",
                      "10 epochs, batch 64, lr 0.001", "0.25 for tutorial"):
         assert expected in text, expected
+
+
+def test_most_confident_mistakes_come_first():
+    from modules.plots import most_confident_mistakes
+
+    probs = np.full((6, 10), 0.01)
+    targets = np.array([0, 1, 2, 3, 4, 5])
+    for i, (predicted, p) in enumerate([(0, .9), (2, .6), (2, .9), (9, .95), (4, .5), (1, .7)]):
+        probs[i, predicted] = p
+    worst = most_confident_mistakes(targets, np.log(probs), count=2)
+    assert list(worst) == [3, 5]  # wrong with 95%, then 70%; image 0 and 2 and 4 are right
+    assert list(most_confident_mistakes(targets, np.log(probs))) == [3, 5, 1]
+
+
+def test_mistakes_and_filters_pictures_from_a_model(tmp_path):
+    from modules.lenet import LeNet
+    from modules.plots import save_filters, save_mistakes
+
+    torch.manual_seed(0)
+    model = LeNet(1, 10)
+    images = torch.randint(0, 256, (40, 28, 28), dtype=torch.uint8)
+    targets = torch.arange(40) % 10
+    with torch.no_grad():
+        log_probs = model(images[:, None].float() / 255)
+    save_mistakes(images, targets.numpy(), log_probs.numpy(), tmp_path / "m.png")
+    save_filters(model, images[0].numpy() / 255, tmp_path / "f.png")
+    for name in ("m.png", "f.png"):
+        image = cv2.imread(str(tmp_path / name))
+        assert image is not None and min(image.shape[:2]) >= 300 and image.std() > 10

@@ -1,0 +1,86 @@
+"""How long `predict.py --draw` takes to read a drawing and redraw its window.
+
+One "prediction" is what happens while you draw: the canvas rendered from
+its strokes, the --image preprocessing (modules/images.py), the forward
+pass, conv1's feature maps, and the window's whole picture composed.  It
+must stay well under 30 ms for the canvas to feel live.
+
+    python benchmarks/bench_draw.py [-m output/model.pth] [--repeats 200]
+
+Without a model file it uses an untrained LeNet (the time does not depend on
+the weights).  Needs no display.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from modules.canvas import Canvas, compose, read_drawing, reference_images  # noqa: E402
+from modules.checkpoint import build_model, load_checkpoint  # noqa: E402
+from modules.data import CLASS_NAMES  # noqa: E402
+from modules.glyphs import glyph_images  # noqa: E402
+from modules.lenet import LeNet  # noqa: E402
+
+
+def sample_drawing():
+    """Three strokes, about 150 mouse positions in all, like a quick character."""
+    canvas = Canvas()
+    t = np.linspace(0, 1, 50)
+    for (x0, y0, x1, y1, bend) in ((60, 90, 280, 80, 30), (170, 40, 140, 300, -40),
+                                   (90, 200, 270, 260, 60)):
+        xs = x0 + (x1 - x0) * t + bend * np.sin(np.pi * t)
+        ys = y0 + (y1 - y0) * t
+        canvas.start_stroke(xs[0], ys[0])
+        for (x, y) in zip(xs[1:], ys[1:]):
+            canvas.extend_stroke(x, y)
+        canvas.end_stroke()
+    return canvas
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-m", "--model", default=os.path.join(ROOT, "output", "model.pth"))
+    ap.add_argument("--repeats", type=int, default=200)
+    args = ap.parse_args()
+    if os.path.exists(args.model):
+        model = build_model(load_checkpoint(args.model), CLASS_NAMES)
+        print(f"model: {args.model}")
+    else:
+        model = LeNet(1, len(CLASS_NAMES)).eval()
+        print("model: an untrained LeNet (no model file found)")
+    device = torch.device("cpu")
+    torch.set_num_threads(1)  # as predict.py --draw does
+    canvas = sample_drawing()
+    glyphs = glyph_images(48)
+    references = reference_images(None, glyphs)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"glyphs: {'yes' if glyphs else 'no font'}")
+
+    parts = {"render canvas": [], "preprocess + forward + feature maps": [],
+             "compose picture": [], "total": []}
+    for i in range(args.repeats + 10):
+        t0 = time.perf_counter()
+        image = canvas.image()
+        t1 = time.perf_counter()
+        reading = read_drawing(model, image, device)
+        t2 = time.perf_counter()
+        compose(image, reading, references, glyphs)
+        t3 = time.perf_counter()
+        if i >= 10:  # the first few warm up PyTorch and the caches
+            for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
+                parts[name].append(seconds * 1000)
+    for name, times in parts.items():
+        print(f"{name:>36}: median {statistics.median(times):6.2f} ms, "
+              f"95th percentile {np.percentile(times, 95):6.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Side by side: `python train.py` (tutorial recipe) against `--recipe improved`.
+
+For each seed, runs the tutorial recipe and then the improved one, each as
+a fresh process started as a user would, on the same data, so both see the
+same machine conditions.  Prints each run's wall time, training time and
+test accuracy, then the means and the ratio of the improved recipe's wall
+time to the tutorial recipe's (per seed and of the medians), and writes all
+of it as JSON (for benchmarks/plot_time_to_accuracy.py).
+
+    python benchmarks/compare_recipes.py --data-dir data --seeds 100 101 102 \\
+        [--recipes tutorial improved] [--json results.json]
+
+Needs the real data set in --data-dir (KMNIST/raw/).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from modules.recipes import RECIPES  # noqa: E402
+
+
+def run_train(recipe, seed, data_dir, out):
+    """One whole `train.py` run; returns its figures."""
+    folder = os.path.join(out, f"{recipe}-{seed}")
+    command = [sys.executable, os.path.join(ROOT, "train.py"), "--recipe", recipe,
+               "--seed", str(seed), "--data-dir", data_dir, "--no-download",
+               "-m", os.path.join(folder, "model.pth"), "-p", os.path.join(folder, "plot.png")]
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - start
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "log.txt"), "w") as f:
+        f.write(result.stdout + result.stderr)
+    if result.returncode != 0:
+        sys.exit(f"failed: {' '.join(command)}\n{result.stderr[-2000:]}")
+    with open(os.path.join(folder, "metrics.json")) as f:
+        metrics = json.load(f)
+    return {"recipe": recipe, "seed": seed, "wall_s": round(wall, 1),
+            "train_s": metrics["train_seconds"], "test_acc": metrics["test_accuracy"],
+            "val_acc": metrics["history"]["val_acc"][-1], "epochs": metrics["options"]["epochs"]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-dir", default="data", help="folder holding KMNIST/raw/")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102])
+    ap.add_argument("--recipes", nargs="+", choices=sorted(RECIPES),
+                    default=["tutorial", "improved"], help="the first is the yardstick")
+    ap.add_argument("--json", help="also write the figures to this file")
+    args = ap.parse_args()
+    data_dir = os.path.abspath(args.data_dir)
+    out = tempfile.mkdtemp(prefix="recipes-")
+    print(f"outputs and logs in {out}")
+
+    runs = []
+    for seed in args.seeds:
+        for recipe in args.recipes:
+            run = run_train(recipe, seed, data_dir, out)
+            runs.append(run)
+            print(f"seed {seed} {recipe:>9}: {run['wall_s']:6.1f} s wall, {run['train_s']:6.1f} s "
+                  f"training, test accuracy {run['test_acc']:.4f}", flush=True)
+
+    base = args.recipes[0]
+    walls = {r: [x["wall_s"] for x in runs if x["recipe"] == r] for r in args.recipes}
+    for recipe in args.recipes:
+        accuracies = [x["test_acc"] for x in runs if x["recipe"] == recipe]
+        spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+        line = (f"{recipe:>9}: median {statistics.median(walls[recipe]):6.1f} s wall, test "
+                f"accuracy mean {statistics.mean(accuracies):.4f} (sd {spread:.4f}, min "
+                f"{min(accuracies):.4f})")
+        if recipe != base:
+            pairs = [w / b for w, b in zip(walls[recipe], walls[base])]
+            ratio = statistics.median(walls[recipe]) / statistics.median(walls[base])
+            line += (f"; wall time {ratio:.2f}x the {base} recipe's (per seed: "
+                     f"{', '.join(f'{p:.2f}x' for p in pairs)})")
+        print(line)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(runs, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Test accuracy against training time, one point per run, one colour per recipe.
+
+Reads the JSON written by benchmarks/compare_recipes.py (a list of runs
+with recipe, seed, train_s and test_acc; more files may add runs of other
+recipes, such as an earlier version of one, under a name of their own) and
+draws docs/time_to_accuracy.png.
+Times are shown as multiples of the tutorial recipe's median training time
+in the same files, so runs from one side-by-side session compare fairly.
+
+    python benchmarks/plot_time_to_accuracy.py results.json [more.json] -o docs/time_to_accuracy.png
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from modules.plots import plt  # noqa: E402  (matplotlib without a window)
+from modules.recipes import RECIPES  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", nargs="+", help="JSON files of runs")
+    ap.add_argument("-o", "--output", default=os.path.join(ROOT, "docs", "time_to_accuracy.png"))
+    args = ap.parse_args()
+    runs = []
+    for path in args.results:
+        with open(path) as f:
+            runs += json.load(f)
+    base = statistics.median(r["train_s"] for r in runs if r["recipe"] == "tutorial")
+
+    plt.style.use("default")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    recipes = list(dict.fromkeys(r["recipe"] for r in runs))
+    for recipe in recipes:
+        mine = [r for r in runs if r["recipe"] == recipe]
+        xs = [r["train_s"] / base for r in mine]
+        ys = [100 * r["test_acc"] for r in mine]
+        known = RECIPES.get(recipe)
+        what = f"{recipe}: {known.epochs} epochs, batch {known.batch_size}" if known else recipe
+        label = f"{what} ({len(mine)} run{'s' if len(mine) > 1 else ''})"
+        ax.scatter(xs, ys, s=40, label=label)
+        ax.plot([statistics.mean(xs)], [statistics.mean(ys)], marker="_", markersize=30,
+                color=ax.collections[-1].get_facecolor()[0])
+    ax.set_xlabel(f"training time, in multiples of the tutorial recipe's ({base:.0f} s here)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_xlim(0, None)
+    ax.grid(alpha=0.3)
+    ax.set_title("LeNet on KMNIST: test accuracy against training time (2-core CPU)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(args.output, dpi=100)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

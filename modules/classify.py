@@ -1,0 +1,25 @@
+"""Classifying one prepared character, as --image and --draw both do."""
+
+import numpy as np
+import torch
+
+from modules.data import CLASS_NAMES, HIRAGANA
+
+
+@torch.inference_mode()
+def class_probabilities(model, character, device):
+    """The model's 10 class probabilities (NumPy) for one 28x28 input in [0, 1]."""
+    x = torch.as_tensor(character, dtype=torch.float32)[None, None].to(device)
+    return model(x).exp()[0].float().cpu().numpy()
+
+
+def top_classes(probabilities, k=3):
+    """Indices of the ``k`` most probable classes, most probable first."""
+    return [int(i) for i in np.argsort(-np.asarray(probabilities), kind="stable")[:k]]
+
+
+def describe_top(probabilities, k=3):
+    """The console's summary: ``ki  [top 3: ki (き) 91.2%, ma (ま) 5.0%, ...]``."""
+    top = top_classes(probabilities, k)
+    ranked = ", ".join(f"{CLASS_NAMES[i]} ({HIRAGANA[i]}) {probabilities[i]:.1%}" for i in top)
+    return f"{CLASS_NAMES[top[0]]}  [top {k}: {ranked}]"
