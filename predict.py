@@ -132,6 +132,8 @@ def draw_and_classify(args, model, device):
     except UserError:
         testData = None
     glyphMasks = glyph_images(48)
+    if glyphMasks is None:
+        print(GLYPH_HINT)
     # one 28x28 image at a time: more threads only add waiting, and one keeps
     # the window live even while the machine is busy with something else
     torch.set_num_threads(1)

@@ -15,19 +15,25 @@ import os
 
 import torch
 from torch.utils.data import Dataset
-from torchvision.datasets import KMNIST
-from torchvision.datasets.utils import check_integrity, extract_archive
 
 from modules.errors import UserError
 
+# torchvision is imported only where the files are read: classifying your
+# own images or drawings never touches them, and importing it costs about
+# 1.5 s and 200 MB (tests/test_data.py checks these match torchvision's)
+
 # torchvision's names for the ten classes, in label order (romanised hiragana)
-CLASS_NAMES = tuple(KMNIST.classes)
+CLASS_NAMES = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
 # the characters themselves: お き す つ な は ま や れ を
 HIRAGANA = ("\u304a", "\u304d", "\u3059", "\u3064", "\u306a",
             "\u306f", "\u307e", "\u3084", "\u308c", "\u3092")
 IMAGE_SIZE = (28, 28)
 # (file name, md5) of the four files, as torchvision checks them
-KMNIST_FILES = tuple(KMNIST.resources)
+KMNIST_FILES = (("train-images-idx3-ubyte.gz", "bdb82020997e1d708af4cf47b453dcf7"),
+                ("train-labels-idx1-ubyte.gz", "e144d726b3acfaa3e44228e80efcd344"),
+                ("t10k-images-idx3-ubyte.gz", "5c965bf0a639b31b8f53240b1b52f4d7"),
+                ("t10k-labels-idx1-ubyte.gz", "7320c461ea6c1c855c0b718fb2a4b134"))
+KMNIST_SOURCE = "http://codh.rois.ac.jp/kmnist/dataset/kmnist/"
 
 
 def raw_folder(data_dir):
@@ -41,6 +47,8 @@ def _file_status(folder, name, md5):
         return "extracted copy present"
     if not os.path.exists(archive):
         return "missing"
+    from torchvision.datasets.utils import check_integrity
+
     return "present, md5 ok" if check_integrity(archive, md5) else "present, but md5 does NOT match"
 
 
@@ -51,7 +59,7 @@ def data_help(data_dir):
              "(the .gz downloads, or their extracted copies without .gz):"]
     lines += [f"    {name}  md5 {md5}  [{_file_status(folder, name, md5)}]"
               for name, md5 in KMNIST_FILES]
-    lines.append(f"They come from {KMNIST.mirrors[0]} ; copy them there, or point "
+    lines.append(f"They come from {KMNIST_SOURCE} ; copy them there, or point "
                  "--data-dir at a folder that holds KMNIST/raw/ with them.")
     return "\n".join(lines)
 
@@ -67,6 +75,8 @@ def _extract_local_archives(folder):
     torchvision only does this as part of a download; with --no-download we do
     it ourselves, so a copied set of .gz files works offline too.
     """
+    from torchvision.datasets.utils import check_integrity, extract_archive
+
     for name, md5 in KMNIST_FILES:
         archive = os.path.join(folder, name)
         extracted = os.path.splitext(archive)[0]
@@ -80,6 +90,8 @@ def load_kmnist(data_dir, train, download=True):
     With ``download`` torchvision fetches and md5-checks whatever is missing;
     files already there are used as they are, without any network.
     """
+    from torchvision.datasets import KMNIST
+
     split = "training" if train else "test"
     folder = raw_folder(data_dir)
     try:

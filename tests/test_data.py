@@ -7,13 +7,17 @@ from torchvision.transforms import ToTensor
 from torch.utils.data import DataLoader, random_split
 
 from kmnist_files import idx_bytes, write_kmnist
-from modules.data import (CLASS_NAMES, HIRAGANA, KMNIST_FILES, KMNISTTensors, load_kmnist,
-                          whole_batch)
+from modules.data import (CLASS_NAMES, HIRAGANA, KMNIST_FILES, KMNIST_SOURCE, KMNISTTensors,
+                          load_kmnist, whole_batch)
 from modules.errors import UserError
 
 
 def test_class_names_and_glyphs():
     assert CLASS_NAMES == ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
+    # written out so that predict.py need not import torchvision: they must be its own
+    assert CLASS_NAMES == tuple(KMNIST.classes)
+    assert KMNIST_FILES == tuple(tuple(r) for r in KMNIST.resources)
+    assert KMNIST_SOURCE in KMNIST.mirrors
     assert [hex(ord(ch)) for ch in HIRAGANA] == [
         "0x304a", "0x304d", "0x3059", "0x3064", "0x306a",
         "0x306f", "0x307e", "0x3084", "0x308c", "0x3092"]

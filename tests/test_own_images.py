@@ -155,17 +155,22 @@ def write_page_png(path, width, height, square):
 
 
 def peak_memory_of_loading(path):
-    """Peak resident memory (MB) of a fresh process that loads ``path``, and its outcome."""
+    """Peak resident memory (MB) of a fresh process that loads ``path``, and its outcome.
+
+    Read from /proc (VmHWM: this process's own peak; getrusage's ru_maxrss
+    would include the peak of the test process it was forked from)."""
     import subprocess
     import sys
 
     from conftest import ROOT
 
-    code = ("import resource, sys; sys.path.insert(0, sys.argv[1])\n"
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
             "from modules.images import ImageProblem, load_character\n"
             "try:\n    print(load_character(sys.argv[2]).shape)\n"
             "except ImageProblem as problem:\n    print(problem)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+            "try:\n    print(next(int(line.split()[1]) // 1024 for line in\n"
+            "               open('/proc/self/status') if line.startswith('VmHWM:')))\n"
+            "except OSError:\n    print(0)  # no /proc (not Linux): not measured\n")
     result = subprocess.run([sys.executable, "-c", code, ROOT, str(path)], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
