@@ -4,7 +4,7 @@ A recipe only decides how LeNet is trained (optimizer, schedule, loss,
 augmentation, epochs); the network itself never changes.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -49,6 +49,10 @@ RECIPES = {
         ema_decay=0.999,  # +0.01: within the noise once the schedule anneals to ~0
     ),
 }
+# the same choices trained twice as long: 98.58% mean test accuracy on fresh
+# seeds 100-102 (98.42% for "improved") in 5.7x the tutorial recipe's wall time
+RECIPES["best"] = replace(RECIPES["improved"], name="best", epochs=60,
+                          description="the improved recipe, trained twice as long")
 
 
 @dataclass
