@@ -44,6 +44,10 @@ INSET_SCALE = 6  # the 28x28 input shown at 168x168
 MAP_SIZE = 48  # each 24x24 conv1 feature map shown at 48x48
 REFERENCE_TOP = CANVAS_TOP + CANVAS_SIZE + 34
 REFERENCE_CELL = 84
+INSET = 28 * INSET_SCALE
+INSET_TOP = CANVAS_TOP + 14
+BARS_LEFT = SIDE_LEFT + INSET + 24
+MAPS_TOP = INSET_TOP + INSET + 34
 WIDTH = SIDE_LEFT + 10 * (MAP_SIZE + 4) + MARGIN
 HEIGHT = REFERENCE_TOP + 60 + 48 + 34
 KEYS = "left mouse: draw    z: undo    c: clear    s: save drawing    q / Esc: quit"
@@ -175,65 +179,23 @@ def _paste_mask(picture, mask, top, left, color=TEXT):
                                            + np.array(color, np.float32) * alpha).astype(np.uint8)
 
 
-def compose(canvas_image, reading, references, glyph_masks=None):
-    """The window's whole picture (BGR uint8, HEIGHT x WIDTH)."""
-    picture = np.full((HEIGHT, WIDTH, 3), BACKGROUND, np.uint8)
+def background(references, glyph_masks=None):
+    """The parts of the window's picture that never change: title, frames,
+    labels, the reference strip of the ten classes and the keys."""
+    picture = np.empty((HEIGHT, WIDTH, 3), np.uint8)
+    picture[:] = BACKGROUND
     _text(picture, "Draw one hiragana character: LeNet reads it as you draw", (MARGIN, 28),
           0.65, TEXT, 1)
-
-    # the paper, with a coloured frame around it
-    (top, left, size) = (CANVAS_TOP, MARGIN, canvas_image.shape[0])
-    cv2.rectangle(picture, (left - 3, top - 3), (left + size + 2, top + size + 2),
-                  PAPER_BORDER, 3)
-    picture[top:top + size, left:left + size] = canvas_image[..., None]
-
-    # what the network receives: the 28x28 input, enlarged
-    inset = 28 * INSET_SCALE
+    # the paper's coloured frame
+    size = CANVAS_SIZE
+    cv2.rectangle(picture, (MARGIN - 3, CANVAS_TOP - 3),
+                  (MARGIN + size + 2, CANVAS_TOP + size + 2), PAPER_BORDER, 3)
     _text(picture, "what LeNet sees (28x28)", (SIDE_LEFT, CANVAS_TOP + 4), 0.5, DIM_TEXT)
-    box_top = CANVAS_TOP + 14
-    cv2.rectangle(picture, (SIDE_LEFT - 1, box_top - 1), (SIDE_LEFT + inset, box_top + inset),
+    cv2.rectangle(picture, (SIDE_LEFT - 1, INSET_TOP - 1), (SIDE_LEFT + INSET, INSET_TOP + INSET),
                   DIM_TEXT, 1)
-    if not reading.empty:
-        enlarged = cv2.resize((reading.character * 255).astype(np.uint8), (inset, inset),
-                              interpolation=cv2.INTER_NEAREST)
-        picture[box_top:box_top + inset, SIDE_LEFT:SIDE_LEFT + inset] = enlarged[..., None]
-
-    # the top 3 classes as bars, with romaji and (where a font has it) the glyph
-    bars_left = SIDE_LEFT + inset + 24
-    _text(picture, "top 3", (bars_left, CANVAS_TOP + 4), 0.5, DIM_TEXT)
-    ranked = [] if reading.empty else top_classes(reading.probabilities)
-    for row in range(3):
-        y = box_top + 6 + row * 54
-        if row >= len(ranked):
-            _text(picture, "-", (bars_left, y + 26), 0.6, DIM_TEXT)
-            continue
-        k = ranked[row]
-        if glyph_masks is not None:
-            _paste_mask(picture, cv2.resize(glyph_masks[k], (36, 36),
-                                            interpolation=cv2.INTER_AREA), y, bars_left)
-        _text(picture, CLASS_NAMES[k], (bars_left + 42, y + 26), 0.65, TEXT, 2 if row == 0 else 1)
-        p = float(reading.probabilities[k])
-        bar_left, bar_width = bars_left + 100, WIDTH - MARGIN - 56 - (bars_left + 100)
-        cv2.rectangle(picture, (bar_left, y + 10), (bar_left + bar_width, y + 30), (70, 70, 70), -1)
-        cv2.rectangle(picture, (bar_left, y + 10), (bar_left + round(bar_width * p), y + 30), BAR,
-                      -1)
-        _text(picture, f"{p:.0%}", (bar_left + bar_width + 6, y + 26), 0.5, TEXT)
-
-    # conv1's 20 feature maps: what the first layer responds to
-    maps_top = box_top + inset + 34
+    _text(picture, "top 3", (BARS_LEFT, CANVAS_TOP + 4), 0.5, DIM_TEXT)
     _text(picture, "conv1: the 20 feature maps of this drawing (bright = strong response)",
-          (SIDE_LEFT, maps_top - 10), 0.45, DIM_TEXT)
-    if not reading.empty:
-        scale = max(float(reading.maps.max()), 1e-6)
-        for k, fmap in enumerate(reading.maps):
-            (row, col) = divmod(k, 10)
-            tile = cv2.resize((np.clip(fmap / scale, 0, 1) * 255).astype(np.uint8),
-                              (MAP_SIZE, MAP_SIZE), interpolation=cv2.INTER_NEAREST)
-            tile = cv2.applyColorMap(tile, cv2.COLORMAP_MAGMA)
-            y, x = maps_top + row * (MAP_SIZE + 4), SIDE_LEFT + col * (MAP_SIZE + 4)
-            picture[y:y + MAP_SIZE, x:x + MAP_SIZE] = tile
-    else:
-        _text(picture, "(draw something)", (SIDE_LEFT, maps_top + 30), 0.5, DIM_TEXT)
+          (SIDE_LEFT, MAPS_TOP - 10), 0.45, DIM_TEXT)
 
     # the reference strip: what each class looks like
     _text(picture, "The ten classes: draw one of these", (MARGIN, REFERENCE_TOP - 10), 0.5,
@@ -250,6 +212,56 @@ def compose(canvas_image, reading, references, glyph_masks=None):
                         REFERENCE_TOP + 52, x + 34)
 
     _text(picture, KEYS, (MARGIN, HEIGHT - 14), 0.5, PAPER_BORDER)
+    return picture
+
+
+def compose(canvas_image, reading, references, glyph_masks=None, base=None):
+    """The window's whole picture (BGR uint8, HEIGHT x WIDTH); ``base`` is
+    ``background(references, glyph_masks)``, made once by the caller that
+    composes many pictures."""
+    picture = (background(references, glyph_masks) if base is None else base).copy()
+
+    # the paper
+    size = canvas_image.shape[0]
+    picture[CANVAS_TOP:CANVAS_TOP + size, MARGIN:MARGIN + size] = canvas_image[..., None]
+
+    if reading.empty:
+        for row in range(3):
+            _text(picture, "-", (BARS_LEFT, INSET_TOP + 32 + row * 54), 0.6, DIM_TEXT)
+        _text(picture, "(draw something)", (SIDE_LEFT, MAPS_TOP + 30), 0.5, DIM_TEXT)
+        return picture
+
+    # what the network receives: the 28x28 input, enlarged
+    enlarged = cv2.resize((reading.character * 255).astype(np.uint8), (INSET, INSET),
+                          interpolation=cv2.INTER_NEAREST)
+    picture[INSET_TOP:INSET_TOP + INSET, SIDE_LEFT:SIDE_LEFT + INSET] = enlarged[..., None]
+
+    # the top 3 classes as bars, with romaji and (where a font has it) the glyph
+    bar_left = BARS_LEFT + 100
+    bar_width = WIDTH - MARGIN - 56 - bar_left
+    for row, k in enumerate(top_classes(reading.probabilities)):
+        y = INSET_TOP + 6 + row * 54
+        if glyph_masks is not None:
+            _paste_mask(picture, cv2.resize(glyph_masks[k], (36, 36),
+                                            interpolation=cv2.INTER_AREA), y, BARS_LEFT)
+        _text(picture, CLASS_NAMES[k], (BARS_LEFT + 42, y + 26), 0.65, TEXT, 2 if row == 0 else 1)
+        p = float(reading.probabilities[k])
+        cv2.rectangle(picture, (bar_left, y + 10), (bar_left + bar_width, y + 30), (70, 70, 70), -1)
+        cv2.rectangle(picture, (bar_left, y + 10), (bar_left + round(bar_width * p), y + 30), BAR,
+                      -1)
+        _text(picture, f"{p:.0%}", (bar_left + bar_width + 6, y + 26), 0.5, TEXT)
+
+    # conv1's 20 feature maps, what the first layer responds to: enlarged
+    # and stacked, coloured in one call, then placed in two rows of ten
+    scale = max(float(reading.maps.max()), 1e-6)
+    stack = np.vstack([cv2.resize((np.clip(fmap / scale, 0, 1) * 255).astype(np.uint8),
+                                  (MAP_SIZE, MAP_SIZE), interpolation=cv2.INTER_NEAREST)
+                       for fmap in reading.maps])
+    tiles = cv2.applyColorMap(stack, cv2.COLORMAP_MAGMA).reshape(-1, MAP_SIZE, MAP_SIZE, 3)
+    for k, tile in enumerate(tiles):
+        (row, col) = divmod(k, 10)
+        y, x = MAPS_TOP + row * (MAP_SIZE + 4), SIDE_LEFT + col * (MAP_SIZE + 4)
+        picture[y:y + MAP_SIZE, x:x + MAP_SIZE] = tile
     return picture
 
 
@@ -276,8 +288,9 @@ class DrawingSession:
         self.clock = clock
         self.canvas = Canvas()
         self.reading = Reading()
-        self._picture = None
-        self._stale = False
+        self._background = background(references, glyph_masks)
+        self._picture = None  # None: the window's picture must be composed again
+        self._stale = False  # the drawing changed since it was last read
         self._last_read = float("-inf")
 
     # --- input --------------------------------------------------------------
@@ -292,12 +305,12 @@ class DrawingSession:
     def press(self, x, y):
         if self._on_paper(x, y):
             self.canvas.start_stroke(*self._to_canvas(x, y))
-            self._stale = True
+            self._stale, self._picture = True, None
 
     def drag(self, x, y):
         if self.canvas.drawing:
             self.canvas.extend_stroke(*self._to_canvas(x, y))
-            self._stale = True
+            self._stale, self._picture = True, None
 
     def release(self):
         if self.canvas.end_stroke():
@@ -343,12 +356,12 @@ class DrawingSession:
         True if the picture changed."""
         if self._stale and self.clock() - self._last_read >= LIVE_INTERVAL:
             self._read(report=False)
-            return True
-        return self._stale or self._picture is None
+        return self._picture is None
 
     def picture(self):
-        """The window's picture for the current state (cached until it changes)."""
-        if self._picture is None or self._stale:
+        """The window's picture for the current state (composed again only
+        after a stroke moved or the reading changed)."""
+        if self._picture is None:
             self._picture = compose(self.canvas.image(), self.reading, self.references,
-                                    self.glyph_masks)
+                                    self.glyph_masks, base=self._background)
         return self._picture

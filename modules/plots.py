@@ -16,6 +16,13 @@ CORRECT_COLOR = "#1a9e1a"  # green, like the tutorial's text on a right guess
 WRONG_COLOR = "#d62020"  # red for a wrong one
 
 
+def _save(fig, path, dpi=100):
+    """Write ``fig`` to ``path`` atomically (never half a file), then free it."""
+    with atomic_output(path) as tmp_path:
+        fig.savefig(tmp_path, dpi=dpi)
+    plt.close(fig)
+
+
 def save_training_plot(H, path):
     """The tutorial's figure: train/val loss and accuracy per epoch."""
     epochs = np.arange(1, len(H["train_loss"]) + 1)
@@ -31,9 +38,7 @@ def save_training_plot(H, path):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="best")
     fig.tight_layout()
-    with atomic_output(path) as tmp_path:
-        fig.savefig(tmp_path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def save_confusion_matrix(matrix, path):
@@ -51,9 +56,7 @@ def save_confusion_matrix(matrix, path):
             tick.set_fontproperties(font)
     ax.set_title("KMNIST test set: true class (rows) vs predicted class (columns)")
     fig.tight_layout()
-    with atomic_output(path) as tmp_path:
-        fig.savefig(tmp_path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def save_prediction_grid(panels, path, title):
@@ -75,9 +78,7 @@ def save_prediction_grid(panels, path, title):
         ax.set_title(caption, color=colour, fontsize=10, fontproperties=font)
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_output(path) as tmp_path:
-        fig.savefig(tmp_path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def most_confident_mistakes(targets, log_probs, count=25):
@@ -95,8 +96,8 @@ def save_mistakes(images, targets, log_probs, path, count=25):
     shows the true class, the predicted one and how sure the model was.
     """
     probs = np.exp(np.asarray(log_probs, dtype=np.float64))
-    worst = most_confident_mistakes(targets, log_probs, count)
-    wrongCount = int((probs.argmax(1) != np.asarray(targets)).sum())
+    wrong = most_confident_mistakes(targets, log_probs, count=len(probs))
+    (worst, wrongCount) = (wrong[:count], len(wrong))
     labels = class_labels(with_glyphs=hiragana_font() is not None)
     panels = [(np.asarray(images[i]) / 255.0,
                f"true {labels[targets[i]]}\npred {labels[probs[i].argmax()]} {probs[i].max():.0%}",
@@ -110,9 +111,7 @@ def save_mistakes(images, targets, log_probs, path, count=25):
     fig = plt.figure(figsize=(8, 4))
     fig.text(0.5, 0.5, f"No mistakes: all {len(probs):,} test images\nwere classified right",
              ha="center", va="center", fontsize=20, color=CORRECT_COLOR)
-    with atomic_output(path) as tmp_path:
-        fig.savefig(tmp_path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def save_filters(model, image, path):
@@ -152,6 +151,4 @@ def save_filters(model, image, path):
         subfig.suptitle(f"Feature maps of the input: {name} (after ReLU; bright = strong "
                         "response)",
                         fontsize=11)
-    with atomic_output(path) as tmp_path:
-        fig.savefig(tmp_path, dpi=80)
-    plt.close(fig)
+    _save(fig, path, dpi=80)
