@@ -5,6 +5,8 @@ to fix it; ``run_main`` turns it into that one message on stderr and a
 non-zero exit code instead of a traceback.
 """
 
+import os
+import signal
 import sys
 
 
@@ -17,7 +19,19 @@ class UserError(Exception):
 def run_main(main, argv=None):
     """Run ``main(argv)`` and exit with its status, reporting user errors plainly."""
     try:
-        status = main(argv)
+        try:
+            status = main(argv)
+        except SystemExit as done:  # argparse's --help and usage errors
+            status = done.code
+        # output to a pipe is buffered: write it out now, while a closed
+        # pipe can still be handled below
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (`| head`, `grep -m`, quitting `less`): stop
+        # quietly with the status of a program ended by SIGPIPE, as the shell
+        # expects; outputs are written atomically, so none is left half-done
+        _silence_stdout()
+        status = 128 + getattr(signal, "SIGPIPE", 13)
     except UserError as error:
         print(f"[ERROR] {error}", file=sys.stderr)
         status = error.exit_code
@@ -27,3 +41,11 @@ def run_main(main, argv=None):
         print("\n[ERROR] interrupted; earlier output files were left as they were", file=sys.stderr)
         status = 130
     sys.exit(status or 0)
+
+
+def _silence_stdout():
+    """Point stdout at the null device, so that the interpreter's own final
+    flush of what is still buffered does not fail on the closed pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

@@ -21,12 +21,30 @@ def check_writable(path, option):
         raise UserError(f"cannot write {option} {path}: {existing} is not writable")
 
 
+def _current_umask():
+    """The process's umask; reading it means setting it, so put it straight back."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _ordinary_mode(path):
+    """The permission bits open(path, "w") would leave ``path`` with."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        return 0o666 & ~_current_umask()
+
+
 @contextlib.contextmanager
 def atomic_output(path):
     """Yield a temporary path beside ``path``; rename it over ``path`` on success.
 
     Readers of ``path`` see either the old complete file or the new complete
     file, never a half-written one, and a failure leaves the old one alone.
+    The finished file gets the mode an ordinary write would give it: the
+    mode of the file it replaces, else 0666 less the umask (mkstemp's 0600
+    would leave a model that a teammate or a server cannot read).
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -35,6 +53,7 @@ def atomic_output(path):
     os.close(fd)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _ordinary_mode(path))
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(OSError):

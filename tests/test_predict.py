@@ -1,5 +1,6 @@
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -121,3 +122,24 @@ def test_window_opens_on_a_virtual_display_and_keys_step_through(trained, kmnist
     assert predict.returncode == 0, stderr
     assert "showing the images" in stdout and "no display" not in stdout
     assert (tmp_path / "grid.png").exists()
+
+
+@pytest.mark.parametrize("script, argv", [
+    ("predict.py", ["--no-display", "--no-download"]),
+    ("train.py", ["--help"]),
+])
+def test_a_reader_that_goes_away_ends_the_program_quietly(trained, kmnist_dir, tmp_path,
+                                                          script, argv):
+    """`python predict.py | head -4`: the pipe closes before everything is written."""
+    out, _ = trained
+    env = headless_env()
+    env.pop("PYTHONUNBUFFERED", None)  # block-buffered, as in a real pipe
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, script), *argv, "-m", out / "model.pth",
+         "--data-dir", kmnist_dir, "-o" if script == "predict.py" else "-p",
+         tmp_path / "p.png"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    process.stdout.close()  # the reader is gone before the first line arrives
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, stderr  # 128 + SIGPIPE, as the shell reports it
+    assert stderr == ""  # no traceback, no "Exception ignored"
