@@ -1,5 +1,6 @@
 import json
 import os
+import stat
 
 import cv2
 import numpy as np
@@ -61,6 +62,15 @@ def test_end_to_end_writes_a_loadable_model_plot_and_metrics(trained):
         assert image.std() > 10, picture  # not a blank page
         assert str(out / picture) in console  # each path is printed
     assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_outputs_get_the_ordinary_file_mode(trained):
+    out, _ = trained
+    umask = os.umask(0o022)  # the only way to read it is to set it
+    os.umask(umask)
+    for name in ("model.pth", "plot.png", "confusion_matrix.png", "mistakes.png",
+                 "filters.png", "metrics.json"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~umask, name
 
 
 def test_loss_history_is_plain_per_sample_numbers(trained):
@@ -212,3 +222,10 @@ def test_mistakes_and_filters_pictures_from_a_model(tmp_path):
     for name in ("m.png", "f.png"):
         image = cv2.imread(str(tmp_path / name))
         assert image is not None and min(image.shape[:2]) >= 300 and image.std() > 10
+
+
+def test_cuda_graph_on_the_cpu_is_a_clear_error(kmnist_dir, tmp_path, capsys):
+    code, out, err = run_train(["--cuda-graph", "--device", "cpu", "--data-dir", kmnist_dir,
+                                "--no-download", "-m", tmp_path / "m.pth"], capsys)
+    assert code == 1 and "[ERROR] --cuda-graph: CUDA graphs need a CUDA GPU" in err
+    assert "training the network" not in out and not (tmp_path / "m.pth").exists()
