@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, random_split
 
 from modules.data import CLASS_NAMES, KMNISTTensors, load_kmnist, whole_batch
 from modules.cli import HelpFormatter, fraction, positive_float, positive_int, seed_value
+from modules.cuda_graph import GraphedTrainingStep, graph_problem
 from modules.device import DEVICE_CHOICES, choose_device
 from modules.errors import UserError, run_main
 from modules.lenet import LeNet
@@ -67,6 +68,9 @@ def parse_args(argv=None):
     ap.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                     help="arithmetic of the forward pass: auto = bfloat16 mixed precision on "
                          "CPUs that compute it natively (faster), float32 elsewhere")
+    ap.add_argument("--cuda-graph", action="store_true",
+                    help="on a CUDA GPU, record the training step once as a CUDA graph and "
+                         "replay it (far fewer kernel launches from Python; experimental)")
     ap.add_argument("--no-download", action="store_true",
                     help="never download; use only files already in --data-dir")
     args = ap.parse_args(argv)
@@ -101,6 +105,9 @@ def main(argv=None):
     device = choose_device(args.device)
     if device.type == "cpu":
         keep_freed_memory_for_reuse()
+    if args.cuda_graph and graph_problem(device):
+        raise UserError(f"--cuda-graph: {graph_problem(device)} (leave it out, or use "
+                        "--device cuda on a machine with a CUDA GPU)")
     ampDtype = choose_precision(args.precision, device)
     precision = "bf16 mixed precision" if ampDtype is not None else "fp32"
     seed_everything(args.seed)
@@ -145,7 +152,11 @@ def main(argv=None):
     # recipe, its schedule, augmentation and weight averaging)
     parts = recipe_parts(RECIPES[args.recipe], model, lr=INIT_LR, epochs=EPOCHS,
                          steps_per_epoch=len(trainDataLoader), device=device,
-                         generator=torch.Generator(device=device).manual_seed(args.seed))
+                         generator=torch.Generator(device=device).manual_seed(args.seed),
+                         capturable=args.cuda_graph)
+    # on a GPU, optionally replay the whole training step from a CUDA graph
+    graphedStep = (GraphedTrainingStep(model, parts.lossFn, parts.opt, amp_dtype=ampDtype)
+                   if args.cuda_graph else None)
 
     # initialize a dictionary to store training history
     H = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
@@ -159,7 +170,7 @@ def main(argv=None):
         (trainLoss, trainAcc) = train_one_epoch(
             model, trainDataLoader, parts.lossFn, parts.opt, device, augment=parts.augment,
             scheduler=parts.scheduler, averaged=parts.averaged, amp_dtype=ampDtype,
-            description=f"epoch {e + 1}/{EPOCHS}")
+            step=graphedStep, description=f"epoch {e + 1}/{EPOCHS}")
         (valLoss, valAcc, _) = evaluate(parts.model_to_evaluate(model), valDataLoader, device,
                                         amp_dtype=ampDtype)
 
@@ -177,6 +188,9 @@ def main(argv=None):
     # finish measuring how long training took
     endTime = time.time()
     print(f"[INFO] total time taken to train the model: {endTime - startTime:.2f}s")
+    if graphedStep is not None and graphedStep.problem:
+        print(f"[INFO] the CUDA graph could not be recorded, so every step ran eagerly: "
+              f"{graphedStep.problem}")
 
     # we can now evaluate the network on the test set, in float32 like
     # predict.py uses the saved model

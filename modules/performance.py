@@ -73,8 +73,8 @@ def choose_precision(name, device):
     raise UserError(f"unknown precision {name!r}; choose one of {', '.join(PRECISION_CHOICES)}")
 
 
-def autocast(device, dtype):
+def autocast(device, dtype, cache_enabled=True):
     """Mixed precision for the forward pass when ``dtype`` is set, else nothing."""
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache_enabled)

@@ -97,14 +97,21 @@ def tutorial_parts(model, lr, device):
                         device=device)
 
 
-def recipe_parts(recipe, model, lr, epochs, steps_per_epoch, device, generator=None):
+def recipe_parts(recipe, model, lr, epochs, steps_per_epoch, device, generator=None,
+                 capturable=False):
     """The optimizer, loss and (where the recipe has them) the schedule,
-    augmentation and weight average that ``recipe`` trains ``model`` with."""
-    fused = fused_if_supported(device)
+    augmentation and weight average that ``recipe`` trains ``model`` with.
+
+    ``capturable`` makes the optimizer fit for a CUDA graph: its state on the
+    GPU, and the learning rate a tensor the schedule updates in place.
+    """
+    options = {"lr": lr, "fused": fused_if_supported(device)}
+    if capturable:
+        options.update(lr=torch.tensor(lr, device=device), capturable=True)
     if recipe.weight_decay:
-        opt = AdamW(model.parameters(), lr=lr, weight_decay=recipe.weight_decay, fused=fused)
+        opt = AdamW(model.parameters(), weight_decay=recipe.weight_decay, **options)
     else:
-        opt = Adam(model.parameters(), lr=lr, fused=fused)
+        opt = Adam(model.parameters(), **options)
     scheduler = (OneCycleLR(opt, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch)
                  if recipe.one_cycle else None)
     # LeNet already outputs log-probabilities; log_softmax leaves those

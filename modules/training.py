@@ -37,12 +37,30 @@ def progress(iterable, description, total=None):
                 dynamic_ncols=True)
 
 
+def training_step(model, lossFn, opt, x, y, amp_dtype=None, for_graph=False):
+    """One update: forward pass, loss, then the usual three steps.
+
+    Returns the loss and the predictions.  ``for_graph`` keeps autocast from
+    caching its casts of the weights and keeps the gradient tensors where
+    they are (zeroed, not freed), as a CUDA graph needs.
+    """
+    with autocast(x.device, amp_dtype, cache_enabled=not for_graph):
+        pred = model(x)
+        loss = lossFn(pred, y)
+    opt.zero_grad(set_to_none=not for_graph)
+    loss.backward()
+    opt.step()
+    return loss, pred
+
+
 def train_one_epoch(model, loader, lossFn, opt, device, augment=None, scheduler=None,
-                    averaged=None, amp_dtype=None, description="training"):
+                    averaged=None, amp_dtype=None, step=None, description="training"):
     """One pass over ``loader``; returns (average loss per sample, accuracy).
 
     ``amp_dtype`` (e.g. torch.bfloat16) runs the forward pass in mixed
-    precision; the weights and their updates stay float32.
+    precision; the weights and their updates stay float32.  ``step`` trains
+    on one batch in place of ``training_step`` (on CUDA, train.py passes the
+    same step replayed from a CUDA graph: modules/cuda_graph.py).
     """
     model.train()
     totalLoss = torch.zeros((), device=device)
@@ -56,12 +74,10 @@ def train_one_epoch(model, loader, lossFn, opt, device, augment=None, scheduler=
         x = x.contiguous(memory_format=torch.channels_last)
 
         # forward pass, loss, then the usual three steps of an update
-        with autocast(device, amp_dtype):
-            pred = model(x)
-            loss = lossFn(pred, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if step is None:
+            (loss, pred) = training_step(model, lossFn, opt, x, y, amp_dtype)
+        else:
+            (loss, pred) = step(x, y)
         if scheduler is not None:
             scheduler.step()
         if averaged is not None:
