@@ -63,15 +63,21 @@ def test_affine_keeps_shape_range_and_dtype():
     assert out.min() >= 0 and out.max() <= 1
 
 
-def test_recipe_defaults_are_what_the_readme_says():
-    """The README's table of recipes lists each recipe's defaults; they must match."""
-    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+def table_rows(page, min_cells):
+    """The rows of ``page``'s tables whose first cell names a recipe, by recipe."""
+    text = open(os.path.join(ROOT, page), encoding="utf-8").read()
     rows = {}
-    for line in readme.splitlines():
+    for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 10 and cells[0].startswith("`") and cells[0].strip("`") in RECIPES:
+        if len(cells) >= min_cells and cells[0].strip("`") in RECIPES:
             rows[cells[0].strip("`")] = cells
-    assert sorted(rows) == sorted(RECIPES)
+    assert sorted(rows) == sorted(RECIPES), page
+    return rows
+
+
+def test_recipe_defaults_are_what_docs_recipes_says():
+    """docs/recipes.md's table of recipes lists each recipe's defaults; they must match."""
+    rows = table_rows(os.path.join("docs", "recipes.md"), 10)
     for name, recipe in RECIPES.items():
         (_, epochs, batch, lr, split, augment, optimizer, schedule, smoothing, average) = \
             rows[name][:10]
@@ -85,3 +91,15 @@ def test_recipe_defaults_are_what_the_readme_says():
         assert schedule == ("one-cycle" if recipe.one_cycle else "constant"), name
         assert smoothing == (f"{recipe.label_smoothing:g}" if recipe.label_smoothing else "none")
         assert average == (f"EMA {recipe.ema_decay:g}" if recipe.ema_decay else "none"), name
+
+
+def test_the_readmes_recipe_table_matches_the_code():
+    """README.md's short table: epochs, batch and a command that runs that recipe."""
+    rows = table_rows("README.md", 6)
+    for name, recipe in RECIPES.items():
+        (_, epochs, batch, _, _, command) = rows[name][:6]
+        assert (int(epochs), int(batch)) == (recipe.epochs, recipe.batch_size), name
+        command = command.strip("`").split()
+        assert command[:2] == ["python", "train.py"], name
+        assert (name == "tutorial" and "--recipe" not in command) or \
+            command[command.index("--recipe") + 1] == name
