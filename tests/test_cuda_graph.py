@@ -1,8 +1,12 @@
 """The CUDA-graph step's plumbing, checked on the CPU (recording itself needs a GPU)."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
+from conftest import ROOT
 from modules.cuda_graph import GraphedTrainingStep, graph_problem
 from modules.lenet import LeNet
 from modules.recipes import RECIPES, recipe_parts
@@ -67,3 +71,11 @@ def test_recorded_step_trains_like_the_plain_loop_on_cuda():
             assert step.graph is not None, step.problem
     for name in results[0]:
         torch.testing.assert_close(results[0][name], results[1][name], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_the_gpu_check_script_says_when_there_is_no_gpu(tmp_path):
+    result = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--data-dir", tmp_path,
+                             "--tutorial-dir", tmp_path], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 1 and "no CUDA GPU here" in result.stderr
