@@ -11,7 +11,12 @@ one table: wall time, training time and test accuracy of each.
         [--seed 103] [--skip tests tutorial-code ...]
 
 DATA must be writable and hold KMNIST/raw/ (the four .gz files); TUTORIAL
-holds the tutorial's train.py.  Without a CUDA GPU it says so and stops: the
+holds the tutorial's train.py.  For the device machine, copy both into the
+git-ignored device-inputs/ and carry it:
+
+    python benchmarks/gpu_check.py --data-dir device-inputs/data \
+        --tutorial-dir device-inputs/tutorial
+  Without a CUDA GPU it says so and stops: the
 CPU figures come from compare_with_tutorial.py and compare_recipes.py.
 """
 
