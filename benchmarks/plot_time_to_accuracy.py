@@ -5,7 +5,9 @@ with recipe, seed, train_s and test_acc; more files may add runs of other
 recipes, such as an earlier version of one, under a name of their own) and
 draws docs/time_to_accuracy.png.
 Times are shown as multiples of the tutorial recipe's median training time
-in the same files, so runs from one side-by-side session compare fairly.
+in the same file (one file per side-by-side session: the machine's speed
+drifts from one day to the next), so runs from different sessions compare
+fairly.
 
     python benchmarks/plot_time_to_accuracy.py results.json [more.json] -o docs/time_to_accuracy.png
 """
@@ -31,23 +33,25 @@ def main():
     runs = []
     for path in args.results:
         with open(path) as f:
-            runs += json.load(f)
-    base = statistics.median(r["train_s"] for r in runs if r["recipe"] == "tutorial")
+            session = json.load(f)
+        base = statistics.median(r["train_s"] for r in session if r["recipe"] == "tutorial")
+        runs += [dict(r, times_tutorial=r["train_s"] / base) for r in session]
 
     plt.style.use("default")
     fig, ax = plt.subplots(figsize=(8, 5))
     recipes = list(dict.fromkeys(r["recipe"] for r in runs))
     for recipe in recipes:
         mine = [r for r in runs if r["recipe"] == recipe]
-        xs = [r["train_s"] / base for r in mine]
+        xs = [r["times_tutorial"] for r in mine]
         ys = [100 * r["test_acc"] for r in mine]
         known = RECIPES.get(recipe)
-        what = f"{recipe}: {known.epochs} epochs, batch {known.batch_size}" if known else recipe
+        what = (f"{recipe}: {known.epochs} epochs, batch {known.batch_size}"
+                if known and all(r["epochs"] == known.epochs for r in mine) else recipe)
         label = f"{what} ({len(mine)} run{'s' if len(mine) > 1 else ''})"
         ax.scatter(xs, ys, s=40, label=label)
         ax.plot([statistics.mean(xs)], [statistics.mean(ys)], marker="_", markersize=30,
                 color=ax.collections[-1].get_facecolor()[0])
-    ax.set_xlabel(f"training time, in multiples of the tutorial recipe's ({base:.0f} s here)")
+    ax.set_xlabel("training time, in multiples of the tutorial recipe's in the same session")
     ax.set_ylabel("test accuracy (%)")
     ax.set_xlim(0, None)
     ax.grid(alpha=0.3)
