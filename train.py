@@ -105,8 +105,9 @@ def main(argv=None):
     device = choose_device(args.device)
     if device.type == "cpu":
         keep_freed_memory_for_reuse()
-    if args.cuda_graph and graph_problem(device):
-        raise UserError(f"--cuda-graph: {graph_problem(device)} (leave it out, or use "
+    graphProblem = graph_problem(device) if args.cuda_graph else None
+    if graphProblem:
+        raise UserError(f"--cuda-graph: {graphProblem} (leave it out, or use "
                         "--device cuda on a machine with a CUDA GPU)")
     ampDtype = choose_precision(args.precision, device)
     precision = "bf16 mixed precision" if ampDtype is not None else "fp32"

@@ -124,21 +124,20 @@ def test_window_opens_on_a_virtual_display_and_keys_step_through(trained, kmnist
     assert (tmp_path / "grid.png").exists()
 
 
-@pytest.mark.parametrize("script, argv", [
-    ("predict.py", ["--no-display", "--no-download"]),
+@pytest.mark.parametrize("script, options", [
+    ("predict.py", ["--no-display", "--no-download", "-o", "{tmp}/p.png", "-m", "{model}",
+                    "--data-dir", "{data}"]),
     ("train.py", ["--help"]),
 ])
 def test_a_reader_that_goes_away_ends_the_program_quietly(trained, kmnist_dir, tmp_path,
-                                                          script, argv):
+                                                          script, options):
     """`python predict.py | head -4`: the pipe closes before everything is written."""
     out, _ = trained
+    argv = [o.format(tmp=tmp_path, model=out / "model.pth", data=kmnist_dir) for o in options]
     env = headless_env()
     env.pop("PYTHONUNBUFFERED", None)  # block-buffered, as in a real pipe
-    process = subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, script), *argv, "-m", out / "model.pth",
-         "--data-dir", kmnist_dir, "-o" if script == "predict.py" else "-p",
-         tmp_path / "p.png"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, script), *argv],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     process.stdout.close()  # the reader is gone before the first line arrives
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=120) == 141, stderr  # 128 + SIGPIPE, as the shell reports it
