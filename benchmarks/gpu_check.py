@@ -14,10 +14,11 @@ DATA must be writable and hold KMNIST/raw/ (the four .gz files); TUTORIAL
 holds the tutorial's train.py.  For the device machine, copy both into the
 git-ignored device-inputs/ and carry it:
 
-    python benchmarks/gpu_check.py --data-dir device-inputs/data \
+    python benchmarks/gpu_check.py --data-dir device-inputs/data \\
         --tutorial-dir device-inputs/tutorial
-  Without a CUDA GPU it says so and stops: the
-CPU figures come from compare_with_tutorial.py and compare_recipes.py.
+
+Without a CUDA GPU it says so and stops: the CPU figures come from
+compare_with_tutorial.py and compare_recipes.py.
 """
 
 import argparse
@@ -28,10 +29,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from compare_with_tutorial import ACCURACY, ROOT  # the report's accuracy line, both scripts
+
 TRAINING = re.compile(r"total time taken to train the model: ([0-9.]+)s")
-# the classification report's accuracy line, as both train.py scripts print it
-ACCURACY = re.compile(r"^\s*accuracy\s+([0-9.]+)\s+\d+\s*$", re.MULTILINE)
 PYTEST_SUMMARY = re.compile(r"^=+ (.*(passed|failed).*) in [0-9.]+s", re.MULTILINE)
 
 
