@@ -14,20 +14,22 @@ import time
 
 import torch
 from sklearn.metrics import classification_report
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, random_split
 
+from modules.cli import (HelpFormatter, fraction, positive_float, positive_int, progress,
+                         seed_value)
+from modules.cuda_graph import graph_problem, record_training_graph
 from modules.data import CLASS_NAMES, KMNISTTensors, load_kmnist, whole_batch
-from modules.cli import HelpFormatter, fraction, positive_float, positive_int, seed_value
-from modules.cuda_graph import GraphedTrainingStep, graph_problem
 from modules.device import DEVICE_CHOICES, choose_device
 from modules.errors import UserError, run_main
 from modules.lenet import LeNet
 from modules.paths import check_writable
-from modules.performance import PRECISION_CHOICES, choose_precision, keep_freed_memory_for_reuse
+from modules.performance import (PRECISION_CHOICES, autocast, choose_precision,
+                                 keep_freed_memory_for_reuse)
 from modules.plots import save_training_plot
-from modules.recipes import RECIPES, recipe_parts
+from modules.recipes import RECIPES
 from modules.reports import report_paths, save_model_and_reports
-from modules.training import evaluate, seed_everything, train_one_epoch
 
 # the split is always made with seed 42, as in the tutorial (which trains
 # on 75% of the training images and validates on 25%: the tutorial recipe's
@@ -62,15 +64,17 @@ def parse_args(argv=None):
                          "(default: the recipe's, 0.25 for tutorial, 0.05 for improved)")
     ap.add_argument("--seed", type=seed_value, default=42,
                     help="seed for weights, shuffling and augmentation; the same seed "
-                         "on the CPU gives the same numbers")
+                         "gives the same numbers on the same CPU (other CPUs' bfloat16 "
+                         "and float32 kernels round differently)")
     ap.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                     help="where to train: auto = CUDA, then MPS, then CPU")
     ap.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                     help="arithmetic of the forward pass: auto = bfloat16 mixed precision on "
                          "CPUs that compute it natively (faster), float32 elsewhere")
     ap.add_argument("--cuda-graph", action="store_true",
-                    help="on a CUDA GPU, record the training step once as a CUDA graph and "
-                         "replay it (far fewer kernel launches from Python; experimental)")
+                    help="on a CUDA GPU, record the forward and backward pass once as CUDA "
+                         "graphs and replay them (far fewer kernel launches from Python; "
+                         "experimental)")
     ap.add_argument("--no-download", action="store_true",
                     help="never download; use only files already in --data-dir")
     args = ap.parse_args(argv)
@@ -85,6 +89,7 @@ def parse_args(argv=None):
 def main(argv=None):
     runStartTime = time.time()
     args = parse_args(argv)
+    recipe = RECIPES[args.recipe]
     # fail now, not after training, if an output file cannot be written
     check_writable(args.model, "--model")
     check_writable(args.plot, "--plot")
@@ -100,18 +105,19 @@ def main(argv=None):
     VAL_SPLIT = args.val_split
     TRAIN_SPLIT = 1 - VAL_SPLIT
 
-    # set the device we will be using to train the model, and the seeds;
-    # on the CPU, let freed memory be reused instead of faulted back in
+    # set the device we will be using to train the model, and the seed
     device = choose_device(args.device)
+    if args.cuda_graph and graph_problem(device):
+        raise UserError(f"--cuda-graph: {graph_problem(device)} (leave it out, or use "
+                        "--device cuda on a machine with a CUDA GPU)")
+    # on the CPU, freed memory is kept for reuse instead of being returned
+    # to the kernel and faulted back in: an epoch 24% shorter (docs/performance.md)
     if device.type == "cpu":
         keep_freed_memory_for_reuse()
-    graphProblem = graph_problem(device) if args.cuda_graph else None
-    if graphProblem:
-        raise UserError(f"--cuda-graph: {graphProblem} (leave it out, or use "
-                        "--device cuda on a machine with a CUDA GPU)")
+    # bfloat16 mixed precision where the CPU computes it natively, else float32
     ampDtype = choose_precision(args.precision, device)
     precision = "bf16 mixed precision" if ampDtype is not None else "fp32"
-    seed_everything(args.seed)
+    torch.manual_seed(args.seed)
     print(f"[INFO] training on {device.type} ({precision}) with the {args.recipe} recipe "
           f"({EPOCHS} epochs, batch {BATCH_SIZE}, lr {INIT_LR:g}, "
           f"{TRAIN_SPLIT:.0%}/{VAL_SPLIT:.0%} train/val split, seed {args.seed})")
@@ -130,34 +136,45 @@ def main(argv=None):
         raise UserError(f"--val-split {VAL_SPLIT:g} of {len(trainData)} training images "
                         f"leaves nothing to {emptySide}; "
                         "choose a split that leaves at least one image on each side")
+    # (the images are held in memory as one tensor on the device, and each
+    # DataLoader step takes a whole batch from it: modules/data.py)
     (trainData, valData) = random_split(
         KMNISTTensors(trainData, device), [numTrainSamples, numValSamples],
         generator=torch.Generator().manual_seed(SPLIT_SEED))
 
     # initialize the train, validation, and test data loaders; our datasets
     # hand over whole batches, so there is nothing left to collate
-    shuffleGenerator = torch.Generator().manual_seed(args.seed)
     trainDataLoader = DataLoader(trainData, shuffle=True, batch_size=BATCH_SIZE,
-                                 generator=shuffleGenerator, collate_fn=whole_batch)
+                                 generator=torch.Generator().manual_seed(args.seed),
+                                 collate_fn=whole_batch)
     valDataLoader = DataLoader(valData, batch_size=EVAL_BATCH_SIZE, collate_fn=whole_batch)
     testDataLoader = DataLoader(KMNISTTensors(testData, device), batch_size=EVAL_BATCH_SIZE,
                                 collate_fn=whole_batch)
 
     # initialize the LeNet model; channels-last memory is the faster layout
-    # for these convolutions on the CPU (see benchmarks/bench_train.py)
+    # for these convolutions on the CPU (an epoch 17% shorter, docs/performance.md)
     print("[INFO] initializing the LeNet model...")
     model = LeNet(numChannels=1, classes=len(CLASS_NAMES)).to(
         device, memory_format=torch.channels_last)
 
-    # initialize our optimizer and loss function (and, for the improved
-    # recipe, its schedule, augmentation and weight averaging)
-    parts = recipe_parts(RECIPES[args.recipe], model, lr=INIT_LR, epochs=EPOCHS,
-                         steps_per_epoch=len(trainDataLoader), device=device,
-                         generator=torch.Generator(device=device).manual_seed(args.seed),
-                         capturable=args.cuda_graph)
-    # on a GPU, optionally replay the whole training step from a CUDA graph
-    graphedStep = (GraphedTrainingStep(model, parts.lossFn, parts.opt, amp_dtype=ampDtype)
-                   if args.cuda_graph else None)
+    # initialize our optimizer and loss function: Adam and NLLLoss for the
+    # tutorial recipe, AdamW and label smoothing for the improved ones
+    opt = recipe.optimizer(model, INIT_LR, device)
+    lossFn = recipe.loss_function()
+    # the improved recipes also step a one-cycle schedule after every
+    # batch, distort every image, and evaluate and save a weight average
+    scheduler = recipe.schedule(opt, INIT_LR, EPOCHS, len(trainDataLoader))
+    augment = recipe.augmentation(torch.Generator(device=device).manual_seed(args.seed))
+    average = recipe.weight_average(model)
+    evalModel = model if average is None else average.module
+
+    # on a CUDA GPU, --cuda-graph records the forward and backward pass of
+    # a full batch once and replays them (modules/cuda_graph.py)
+    if args.cuda_graph:
+        problem = record_training_graph(model, (BATCH_SIZE, 1, 28, 28), ampDtype)
+        print("[INFO] recorded the forward and backward pass as CUDA graphs" if not problem
+              else f"[INFO] the CUDA graph could not be recorded, so training runs "
+                   f"without it: {problem}")
 
     # initialize a dictionary to store training history
     H = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
@@ -168,45 +185,124 @@ def main(argv=None):
 
     # loop over our epochs
     for e in range(0, EPOCHS):
-        (trainLoss, trainAcc) = train_one_epoch(
-            model, trainDataLoader, parts.lossFn, parts.opt, device, augment=parts.augment,
-            scheduler=parts.scheduler, averaged=parts.averaged, amp_dtype=ampDtype,
-            step=graphedStep, description=f"epoch {e + 1}/{EPOCHS}")
-        (valLoss, valAcc, _) = evaluate(parts.model_to_evaluate(model), valDataLoader, device,
-                                        amp_dtype=ampDtype)
+        # set the model in training mode
+        model.train()
+
+        # initialize the total training and validation loss, and the number
+        # of correct predictions in the training and validation step; they
+        # stay on the device and are read once per epoch, after the loops
+        totalTrainLoss = torch.zeros((), device=device)
+        totalValLoss = torch.zeros((), device=device)
+        trainCorrect = torch.zeros((), dtype=torch.long, device=device)
+        valCorrect = torch.zeros((), dtype=torch.long, device=device)
+
+        # loop over the training set (with a progress bar on a terminal)
+        for (x, y) in progress(trainDataLoader, f"epoch {e + 1}/{EPOCHS}"):
+            # send the input to the device (a no-op: the data is there already)
+            (x, y) = (x.to(device), y.to(device))
+            # improved recipes: a random distortion of every image
+            if augment is not None:
+                x = augment(x)
+            x = x.contiguous(memory_format=torch.channels_last)
+
+            # perform a forward pass and calculate the training loss (in
+            # bfloat16 mixed precision where chosen; the weights stay float32)
+            with autocast(device, ampDtype):
+                pred = model(x)
+                loss = lossFn(pred, y)
+
+            # zero out the gradients, perform the backpropagation step,
+            # and update the weights
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            # improved recipes: the next learning rate, and the weight average
+            if scheduler is not None:
+                scheduler.step()
+            if average is not None:
+                average.update(model)
+
+            # add the loss to the total training loss so far (the batch's
+            # mean times its size, so that the last, smaller batch counts for
+            # what it is) and calculate the number of correct predictions
+            totalTrainLoss += loss.detach() * y.size(0)
+            trainCorrect += (pred.argmax(1) == y).sum()
+
+        # switch off autograd for evaluation
+        with torch.inference_mode():
+            # set the model in evaluation mode
+            evalModel.eval()
+
+            # loop over the validation set
+            for (x, y) in valDataLoader:
+                # send the input to the device
+                (x, y) = (x.to(device), y.to(device))
+
+                # make the predictions and calculate the validation loss
+                # (plain NLL, without the label smoothing of training)
+                with autocast(device, ampDtype):
+                    pred = evalModel(x.contiguous(memory_format=torch.channels_last)).float()
+                totalValLoss += F.nll_loss(pred, y, reduction="sum")
+
+                # calculate the number of correct predictions
+                valCorrect += (pred.argmax(1) == y).sum()
+
+        # calculate the average training and validation loss per image
+        avgTrainLoss = totalTrainLoss.item() / numTrainSamples
+        avgValLoss = totalValLoss.item() / numValSamples
+
+        # calculate the training and validation accuracy
+        trainCorrect = trainCorrect.item() / numTrainSamples
+        valCorrect = valCorrect.item() / numValSamples
 
         # update our training history
-        H["train_loss"].append(trainLoss)
-        H["train_acc"].append(trainAcc)
-        H["val_loss"].append(valLoss)
-        H["val_acc"].append(valAcc)
+        H["train_loss"].append(avgTrainLoss)
+        H["train_acc"].append(trainCorrect)
+        H["val_loss"].append(avgValLoss)
+        H["val_acc"].append(valCorrect)
 
         # print the model training and validation information
         print(f"[INFO] EPOCH: {e + 1}/{EPOCHS}")
-        print(f"Train loss: {trainLoss:.6f}, Train accuracy: {trainAcc:.4f}")
-        print(f"Val loss: {valLoss:.6f}, Val accuracy: {valAcc:.4f}\n")
+        print(f"Train loss: {avgTrainLoss:.6f}, Train accuracy: {trainCorrect:.4f}")
+        print(f"Val loss: {avgValLoss:.6f}, Val accuracy: {valCorrect:.4f}\n")
 
     # finish measuring how long training took
     endTime = time.time()
     print(f"[INFO] total time taken to train the model: {endTime - startTime:.2f}s")
-    if graphedStep is not None and graphedStep.problem:
-        print(f"[INFO] the CUDA graph could not be recorded, so every step ran eagerly: "
-              f"{graphedStep.problem}")
 
-    # we can now evaluate the network on the test set, in float32 like
+    # we can now evaluate the network on the test set, in float32 as
     # predict.py uses the saved model
     print("[INFO] evaluating network...")
-    finalModel = parts.model_to_evaluate(model)
-    (testLoss, testAcc, testLogProbs) = evaluate(finalModel, testDataLoader, device)
-    print(classification_report(testData.targets.numpy(), testLogProbs.argmax(1).numpy(),
+
+    # turn off autograd for testing evaluation
+    with torch.inference_mode():
+        # set the model in evaluation mode
+        evalModel.eval()
+
+        # initialize a list to store our predictions, kept as the
+        # log-probabilities (how sure the model was) for the reports
+        testLogProbs = []
+
+        # loop over the test set
+        for (x, _) in testDataLoader:
+            # send the input to the device and make the predictions
+            x = x.to(device).contiguous(memory_format=torch.channels_last)
+            testLogProbs.append(evalModel(x).float().cpu())
+
+    # generate a classification report
+    testLogProbs = torch.cat(testLogProbs)
+    preds = testLogProbs.argmax(1)
+    print(classification_report(testData.targets.numpy(), preds.numpy(),
                                 labels=range(len(CLASS_NAMES)), target_names=CLASS_NAMES,
                                 digits=4, zero_division=0))
+    testLoss = F.nll_loss(testLogProbs, testData.targets).item()
+    testAcc = (preds == testData.targets).float().mean().item()
 
     # plot the training loss and accuracy
     save_training_plot(H, args.plot)
 
     # serialize the model to disk, with the reports on what it learned
-    save_model_and_reports(finalModel, dict(vars(args)), H, test={
+    save_model_and_reports(evalModel, dict(vars(args)), H, test={
         "images": testData.data, "targets": testData.targets, "log_probs": testLogProbs,
         "loss": testLoss, "accuracy": testAcc,
     }, run={

@@ -10,26 +10,31 @@ each adding one change to the one before it:
   +in-memory    the data set as one uint8 tensor, whole batches per
                 DataLoader step (KMNISTTensors + __getitems__)
   +channels-last  the convolutions in channels-last memory layout
-  +our-loop     train.py's loop: loss and accuracy kept on the device and
-                read once per epoch, evaluation in batches of 1000 under
-                inference_mode, fused Adam
-  +malloc-reuse freed memory kept for reuse instead of page-faulted back
-  +bf16         bfloat16 mixed precision (only where the CPU has it natively;
-                train.py's default there) = train.py as shipped
+  +our-loop     train.py itself (its main(), one epoch, --precision fp32,
+                without the malloc setting): loss and accuracy kept on the
+                device and read once per epoch, evaluation in batches of 1000
+                under inference_mode, fused Adam
+  +malloc-reuse the same, with freed memory kept for reuse
+  +bf16         the same, with bfloat16 mixed precision (only where the CPU
+                has it natively; train.py's default there) = train.py as shipped
 
-Each variant runs in a fresh process (the malloc setting is process-wide);
-the median over --repeats is printed with images/s, GFLOP/s achieved and
-the fraction of this machine's measured float32 matmul peak.
+The first three rows run the tutorial's loop as written below; the last
+three run train.py's own main() and read the epoch's time from its console
+line.  Each variant runs in a fresh process (the malloc setting is
+process-wide); the median over --repeats is printed with images/s, GFLOP/s
+achieved and the fraction of this machine's measured float32 matmul peak.
 
     python benchmarks/bench_train.py [--data-dir data] [--repeats 3]
 
-Without the real data set in --data-dir it runs on generated data of the
-same size (and says so): throughput does not depend on what the pixels show.
+Needs the real data set in --data-dir (KMNIST/raw/, writable).
 """
 
 import argparse
+import contextlib
+import io
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -46,12 +51,11 @@ from torch.utils.data import DataLoader, random_split  # noqa: E402
 from torchvision.datasets import KMNIST  # noqa: E402
 from torchvision.transforms import ToTensor  # noqa: E402
 
+import train  # noqa: E402
 from modules.data import KMNISTTensors, load_kmnist, whole_batch  # noqa: E402
+from modules.errors import UserError  # noqa: E402
 from modules.lenet import LeNet  # noqa: E402
-from modules.performance import (choose_precision, cpu_has_native_bf16,  # noqa: E402
-                                 keep_freed_memory_for_reuse)
-from modules.recipes import tutorial_parts  # noqa: E402
-from modules.training import evaluate, train_one_epoch  # noqa: E402
+from modules.performance import choose_precision, cpu_has_native_bf16  # noqa: E402
 
 VARIANTS = ("tutorial", "+in-memory", "+channels-last", "+our-loop", "+malloc-reuse", "+bf16")
 # multiply-adds of one LeNet forward pass on a 28x28 image, times 2 for FLOPs:
@@ -100,54 +104,46 @@ def tutorial_epoch(model, trainLoader, valLoader, opt, lossFn, channels_last):
 def measure(variant, data_dir, seed=0):
     """Seconds for one epoch (train + validation) of ``variant``, in this process."""
     level = VARIANTS.index(variant)
-    if level >= VARIANTS.index("+malloc-reuse"):
-        keep_freed_memory_for_reuse()
+    if level >= VARIANTS.index("+our-loop"):
+        return measure_train_py(variant, data_dir, seed)
     torch.manual_seed(seed)
     split = torch.Generator().manual_seed(42)
     shuffle = torch.Generator().manual_seed(seed)
     if level == 0:
         data = KMNIST(root=data_dir, train=True, download=False, transform=ToTensor())
-        train, val = random_split(data, [45_000, len(data) - 45_000], generator=split)
-        trainLoader = DataLoader(train, shuffle=True, batch_size=BATCH_SIZE, generator=shuffle)
-        valLoader = DataLoader(val, batch_size=BATCH_SIZE)
+        loaderOptions = {}
     else:
         data = KMNISTTensors(load_kmnist(data_dir, train=True, download=False))
-        train, val = random_split(data, [45_000, len(data) - 45_000], generator=split)
-        trainLoader = DataLoader(train, shuffle=True, batch_size=BATCH_SIZE, generator=shuffle,
-                                 collate_fn=whole_batch)
-        valLoader = DataLoader(val, batch_size=BATCH_SIZE if level < 3 else 1000,
-                               collate_fn=whole_batch)
+        loaderOptions = {"collate_fn": whole_batch}
+    (trainSet, valSet) = random_split(data, [45_000, len(data) - 45_000], generator=split)
+    trainLoader = DataLoader(trainSet, shuffle=True, batch_size=BATCH_SIZE, generator=shuffle,
+                             **loaderOptions)
+    valLoader = DataLoader(valSet, batch_size=BATCH_SIZE, **loaderOptions)
     channels_last = level >= VARIANTS.index("+channels-last")
     model = LeNet(1, 10)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    device = torch.device("cpu")
 
     start = time.perf_counter()
-    if level < VARIANTS.index("+our-loop"):
-        tutorial_epoch(model, trainLoader, valLoader, Adam(model.parameters(), lr=1e-3),
-                       nn.NLLLoss(), channels_last)
-    else:
-        parts = tutorial_parts(model, lr=1e-3, device=device)
-        amp = choose_precision("auto", device) if variant == "+bf16" else None
-        train_one_epoch(model, trainLoader, parts.lossFn, parts.opt, device, amp_dtype=amp)
-        evaluate(model, valLoader, device, amp_dtype=amp)
-    return time.perf_counter() - start, len(train), len(val)
+    tutorial_epoch(model, trainLoader, valLoader, Adam(model.parameters(), lr=1e-3),
+                   nn.NLLLoss(), channels_last)
+    return time.perf_counter() - start, len(trainSet), len(valSet)
 
 
-def find_or_make_data(data_dir):
-    """(data dir, True if real): the real KMNIST if present, else generated files."""
-    try:
-        load_kmnist(data_dir, train=True, download=False)
-        return data_dir, True
-    except Exception:  # noqa: BLE001 - anything unusable: fall back to generated data
-        pass
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from kmnist_files import write_kmnist
-
-    generated = tempfile.mkdtemp(prefix="kmnist-bench-")
-    write_kmnist(generated, n_train=60_000, n_test=100)
-    return generated, False
+def measure_train_py(variant, data_dir, seed):
+    """One epoch of train.py's own main(); its console line gives the time."""
+    if variant == "+our-loop":  # the same loop, without the malloc setting
+        train.keep_freed_memory_for_reuse = lambda: False
+    precision = "auto" if variant == "+bf16" else "fp32"
+    out = tempfile.mkdtemp(prefix="bench-train-")
+    console = io.StringIO()
+    with contextlib.redirect_stdout(console):
+        train.main(["--epochs", "1", "--seed", str(seed), "--precision", precision,
+                    "--device", "cpu", "--data-dir", data_dir, "--no-download",
+                    "-m", os.path.join(out, "model.pth"), "-p", os.path.join(out, "plot.png")])
+    seconds = float(re.search(r"total time taken to train the model: ([0-9.]+)s",
+                              console.getvalue()).group(1))
+    return seconds, 45_000, 15_000
 
 
 def main():
@@ -162,12 +158,14 @@ def main():
         print(json.dumps({"seconds": seconds, "train": n_train, "val": n_val}))
         return
 
-    data_dir, real = find_or_make_data(args.data_dir)
+    data_dir = args.data_dir
+    try:
+        load_kmnist(data_dir, train=True, download=False)
+    except UserError as error:
+        sys.exit(f"this benchmark needs the real KMNIST training set: {error}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"CPU bf16 in hardware: {cpu_has_native_bf16()}")
-    print("data: " + (f"the real KMNIST in {data_dir}" if real else
-                      f"GENERATED data of KMNIST's size (no real data in {args.data_dir}"
-                      "/KMNIST/raw); throughput only"))
+    print(f"data: the real KMNIST in {data_dir}")
     peak = matmul_peak_gflops()
     print(f"measured float32 matmul peak: {peak:.1f} GFLOP/s")
     print(f"one epoch = {45_000} training + {15_000} validation images, batch {BATCH_SIZE}; "

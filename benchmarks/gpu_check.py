@@ -32,6 +32,7 @@ import time
 from compare_with_tutorial import ACCURACY, ROOT  # the report's accuracy line, both scripts
 
 TRAINING = re.compile(r"total time taken to train the model: ([0-9.]+)s")
+TRAIN_LOSS = re.compile(r"^Train loss: ([0-9.]+)", re.MULTILINE)
 PYTEST_SUMMARY = re.compile(r"^=+ (.*(passed|failed).*) in [0-9.]+s", re.MULTILINE)
 
 
@@ -78,7 +79,8 @@ def run(name, command, cwd, out):
                                              else f"exit {result.returncode}, see {log}")
     if "CUDA graph could not be recorded" in result.stdout:
         note = "graph NOT recorded, see log"
-    return {"name": name, "wall": wall, "exit": result.returncode,
+    losses = TRAIN_LOSS.findall(result.stdout)[:3]
+    return {"name": name, "wall": wall, "exit": result.returncode, "losses": ", ".join(losses),
             "training": float(training.group(1)) if training else None,
             "accuracy": float(accuracy.group(1)) if accuracy else None, "note": note}
 
@@ -113,11 +115,11 @@ def main():
     def show(value, form):
         return form.format(value) if value is not None else ""
 
-    print("\n| run | wall | training | test accuracy | note |")
-    print("| --- | --- | --- | --- | --- |")
+    print("\n| run | wall | training | test accuracy | train loss, epochs 1-3 | note |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print(f"| {row['name']} | {row['wall']:.1f} s | {show(row['training'], '{:.1f} s')} | "
-              f"{show(row['accuracy'], '{:.2%}')} | {row['note']} |")
+              f"{show(row['accuracy'], '{:.2%}')} | {row['losses']} | {row['note']} |")
     sys.exit(1 if any(row["exit"] for row in rows) else 0)
 
 

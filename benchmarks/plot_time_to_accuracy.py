@@ -21,7 +21,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from modules.plots import plt  # noqa: E402  (matplotlib without a window)
+from matplotlib.figure import Figure  # noqa: E402  (drawn to a file, no window)
+
 from modules.recipes import RECIPES  # noqa: E402
 
 
@@ -37,8 +38,8 @@ def main():
         base = statistics.median(r["train_s"] for r in session if r["recipe"] == "tutorial")
         runs += [dict(r, times_tutorial=r["train_s"] / base) for r in session]
 
-    plt.style.use("default")
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
     recipes = list(dict.fromkeys(r["recipe"] for r in runs))
     for recipe in recipes:
         mine = [r for r in runs if r["recipe"] == recipe]

@@ -3,8 +3,9 @@
 Every image in a batch gets its own small rotation, scale, shear and shift,
 done in one ``affine_grid``/``grid_sample`` call on the batch tensor (on the
 same device as the batch), so augmentation costs little next to training
-(about an eighth of a step at batch 256 on a 2-core CPU). No flips: a
-mirrored character is a different (or no) character.
+(measured on a 2-core AVX2 CPU: 17 ms a batch of 256, 5% of a float32
+training step). No flips: a mirrored character is a different (or no)
+character.
 """
 
 import math

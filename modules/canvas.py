@@ -17,9 +17,8 @@ import cv2
 import numpy as np
 import torch
 
-from modules.classify import class_probabilities, describe_top, top_classes
+from modules.classify import class_probabilities, describe_top, feature_maps, top_classes
 from modules.data import CLASS_NAMES
-from modules.features import feature_maps
 from modules.images import ImageProblem, to_kmnist_input
 
 CANVAS_SIZE = 336  # screen pixels, 12 x 28

@@ -87,21 +87,70 @@ def _refusal_reason(path, error):
             "loading it would mean running code from the file, which this project never does.")
 
 
+# what a file that is not a model file usually is, by its first bytes
+_OTHER_KINDS = ((b"\x89PNG", "a PNG picture"), (b"\xff\xd8\xff", "a JPEG picture"),
+                (b"GIF8", "a GIF picture"), (b"%PDF", "a PDF document"),
+                (b"\x1f\x8b", "a gzip archive"), (b"RIFF", "a RIFF file (WebP, WAV, ...)"))
+
+
+def _file_kind(path):
+    """"zip" (torch.save's format) or "pickle" (its legacy one), else what the
+    file is instead of a PyTorch model file, from its first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head.startswith(b"PK"):
+        return "zip"
+    if head.startswith(b"\x80"):  # a pickle's protocol opcode
+        return "pickle"
+    if not head:
+        return "an empty file"
+    for (magic, kind) in _OTHER_KINDS:
+        if head.startswith(magic):
+            return kind
+    try:
+        if b"\0" not in head:
+            head.decode("utf-8")
+            return "a text file"
+    except UnicodeDecodeError:
+        pass
+    return "neither a zip archive nor a pickle"
+
+
+def _zip_damage(path):
+    """What is wrong with a file that starts like a zip archive, or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if not any(name.endswith("data.pkl") for name in archive.namelist()):
+                return "a zip archive without the data.pkl that torch.save writes"
+            bad = archive.testzip()  # reads every member and checks its CRC
+            return f"{bad} inside it fails its checksum" if bad else None
+    except (zipfile.BadZipFile, EOFError) as error:
+        return f"it starts as a zip archive, as model files do, but {error}"
+
+
 def load_checkpoint(path):
     """Read a checkpoint with ``weights_only=True`` and check it is one of ours."""
     if not os.path.exists(path):
-        raise CheckpointError(f"model file not found: {path}\n"
+        raise CheckpointError(f"model file not found: {os.path.abspath(path)}\n"
                               "Train one first with `python train.py` (or pass -m/--model).")
     if os.path.isdir(path):
         raise CheckpointError(f"{path} is a folder, not a model file")
+    kind = _file_kind(path)
+    if kind not in ("zip", "pickle"):
+        raise CheckpointError(f"{path} is not a PyTorch model file: it is {kind}. Pass the "
+                              "model.pth that train.py writes (-m/--model).")
+    damage = _zip_damage(path) if kind == "zip" else None
+    if damage:
+        raise CheckpointError(f"{path} is damaged or truncated ({damage}); train again with "
+                              "`python train.py`, or copy the file again.")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointError(f"refusing to load {path}: {_refusal_reason(path, error)}") from None
-    except Exception as error:  # noqa: BLE001 - any damage reads as "not a model file"
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
-        raise CheckpointError(f"{path} is not a readable PyTorch model file (truncated or "
-                              f"damaged?): {reason}\nRetrain with `python train.py`.") from None
+    except Exception as error:  # noqa: BLE001 - reported in one line, as it is
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        raise CheckpointError(f"torch {torch.__version__} could not read {path} "
+                              f"({type(error).__name__}: {reason})") from None
 
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         kind = "a bare state_dict" if isinstance(checkpoint, dict) else type(checkpoint).__name__

@@ -1,4 +1,5 @@
-"""Classifying one prepared character, as --image and --draw both do."""
+"""What LeNet makes of one prepared character, as --image and --draw show it:
+its class probabilities, the top classes, and its feature maps."""
 
 import numpy as np
 import torch
@@ -23,3 +24,16 @@ def describe_top(probabilities, k=3):
     top = top_classes(probabilities, k)
     ranked = ", ".join(f"{CLASS_NAMES[i]} ({HIRAGANA[i]}) {probabilities[i]:.1%}" for i in top)
     return f"{CLASS_NAMES[top[0]]}  [top {k}: {ranked}]"
+
+
+@torch.inference_mode()
+def feature_maps(model, images):
+    """The ReLU outputs of ``conv1`` (20 maps of 24x24) and ``conv2`` (50 maps of
+    8x8) for a batch of NCHW ``images``, as float32 CPU tensors.
+
+    This is the start of LeNet's own forward pass, stopped twice on the way:
+    what each learned filter responds to, before pooling shrinks it.
+    """
+    first = model.relu1(model.conv1(images))
+    second = model.relu2(model.conv2(model.maxpool1(first)))
+    return first.float().cpu(), second.float().cpu()

@@ -1,6 +1,13 @@
-"""Small argparse helpers shared by train.py and predict.py."""
+"""Command-line helpers shared by train.py and predict.py: option types, the
+help format and the progress bar."""
 
 import argparse
+import sys
+
+try:  # a progress bar is a nicety, not a requirement
+    from tqdm import tqdm
+except ImportError:  # pragma: no cover
+    tqdm = None
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -54,3 +61,11 @@ def fraction(text):
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
     return value
+
+
+def progress(iterable, description):
+    """A per-batch progress bar, shown only on a terminal so logs stay clean."""
+    if tqdm is None or not sys.stderr.isatty():
+        return iterable
+    return tqdm(iterable, desc=description, total=len(iterable), leave=False, unit="batch",
+                dynamic_ncols=True)

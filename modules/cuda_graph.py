@@ -1,26 +1,26 @@
-"""The training step replayed from a CUDA graph: a GPU-only detail of the loop.
+"""--cuda-graph: LeNet's forward and backward pass recorded once, then replayed.
 
 On a GPU, one LeNet step at batch 64 is a few dozen tiny kernels that finish
 faster than Python can launch them, so the GPU mostly waits on the host.  A
-CUDA graph records the launches of one whole step (forward, loss, backward,
-the optimizer's update) once, and replays them all with a single call.
+CUDA graph records the kernels of the forward and the backward pass once and
+replays each with a single call.  PyTorch's ``make_graphed_callables`` does
+the recording; this file decides when its graph is used.
 
-What a recorded step reads and writes must stay at fixed addresses, so each
-batch is copied into static input and target tensors, and the loss and the
-predictions are read from static outputs.  The first few full batches train
-eagerly on a side stream (CUDA needs that warm-up before recording); the
-batch that follows is recorded, then replayed, and so is every later full
-batch.  A batch of another size (the last, partial one) trains eagerly.  The
-optimizer must be created with ``capturable=True`` and, where a schedule
-changes it, the learning rate held as a tensor (``recipe_parts`` does both).
+Only the model's forward and backward pass are recorded, from outside the
+training step, which stays as train.py writes it.  The optimizer, the
+schedule and the weight average run as usual after the replayed backward
+pass: a recorded optimizer would keep the learning rate and Adam's betas it
+saw while recording (the one-cycle schedule changes both every step), while
+the replayed passes read nothing but the batch and the weights, which are
+updated in place.
+
+A graph replays one batch shape only: full training batches go through it,
+while the last, smaller batch and evaluation run the model as usual.
 """
 
 import torch
 
-from modules.training import training_step
-
-# eager steps on a side stream before recording, as PyTorch's CUDA graph docs do
-WARMUP_STEPS = 3
+from modules.errors import UserError
 
 
 def graph_problem(device):
@@ -30,66 +30,36 @@ def graph_problem(device):
     return None
 
 
-class GraphedTrainingStep:
-    """``training_step`` for full batches, recorded once and then replayed.
+def record_training_graph(model, batch_shape, amp_dtype=None):
+    """Record ``model``'s forward and backward pass for training batches of
+    ``batch_shape`` and make its forward replay them for such batches.
 
-    With ``record=False`` nothing is recorded: every step runs eagerly
-    through the same static buffers (how the tests check this class on a CPU).
+    Call it after anything that copies the model (a weight average) and
+    before training.  Returns None, or why recording failed; the model then
+    trains as usual.
     """
+    problem = graph_problem(next(model.parameters()).device)
+    if problem:
+        raise UserError(f"--cuda-graph: {problem}")
+    eager_forward = model.forward
+    sample = torch.zeros(batch_shape, device=next(model.parameters()).device)
+    sample = sample.contiguous(memory_format=torch.channels_last)  # as the loop feeds it
+    model.train()
+    try:
+        # mixed precision is recorded as it will run; PyTorch records it only
+        # with autocast's weight cache off
+        with torch.autocast("cuda", dtype=amp_dtype or torch.float32,
+                            enabled=amp_dtype is not None, cache_enabled=False):
+            graphed = torch.cuda.make_graphed_callables(model, (sample,))
+    except (RuntimeError, AssertionError) as error:
+        model.forward = eager_forward
+        return " ".join(str(error).split())[:300] or type(error).__name__
+    graphed_forward = graphed.forward
 
-    def __init__(self, model, lossFn, opt, amp_dtype=None, record=True):
-        self.model, self.lossFn, self.opt, self.amp_dtype = model, lossFn, opt, amp_dtype
-        self.record = record
-        self.graph = None
-        self.static = None  # (x, y) buffers, shaped like the first batch
-        self.outputs = None  # (loss, pred) written by every full-batch step
-        self.eagerSteps = 0
-        self.problem = None  # why recording failed, if it did
+    def forward(x):
+        if model.training and x.shape == sample.shape and x.dtype == sample.dtype:
+            return graphed_forward(x)
+        return eager_forward(x)
 
-    def __call__(self, x, y):
-        """Train on (x, y); returns (loss, pred), valid until the next call."""
-        if self.static is None:
-            self.static = (torch.empty_like(x), torch.empty_like(y))
-        (staticX, staticY) = self.static
-        if x.shape != staticX.shape or y.shape != staticY.shape:
-            return self._eager(x, y)  # the partial last batch
-
-        staticX.copy_(x)
-        staticY.copy_(y)
-        if self.graph is None and self.record and self.eagerSteps >= WARMUP_STEPS:
-            self._record()
-        if self.graph is not None:
-            self.graph.replay()
-            return self.outputs
-        self.outputs = self._eager(staticX, staticY, warmup=self.record)
-        return self.outputs
-
-    def _eager(self, x, y, warmup=False):
-        self.eagerSteps += 1
-        if not warmup:
-            # once recorded, the graph owns the gradient tensors: zero them, keep them
-            return training_step(self.model, self.lossFn, self.opt, x, y, self.amp_dtype,
-                                 for_graph=self.graph is not None)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            outputs = training_step(self.model, self.lossFn, self.opt, x, y, self.amp_dtype,
-                                    for_graph=True)
-        torch.cuda.current_stream().wait_stream(side)
-        return outputs
-
-    def _record(self):
-        (staticX, staticY) = self.static
-        graph = torch.cuda.CUDAGraph()
-        # the recorded backward pass allocates the gradients in the graph's memory
-        self.opt.zero_grad(set_to_none=True)
-        try:
-            with torch.cuda.graph(graph):
-                self.outputs = training_step(self.model, self.lossFn, self.opt, staticX,
-                                             staticY, self.amp_dtype, for_graph=True)
-        except RuntimeError as error:
-            # train on eagerly, with the reason on record for the console
-            self.record = False
-            self.problem = " ".join(str(error).split())[:200]
-            return
-        self.graph = graph
+    model.forward = forward
+    return None

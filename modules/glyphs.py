@@ -8,7 +8,6 @@ covers all ten characters, and fall back to the romanised names otherwise.
 import functools
 import os
 
-import matplotlib
 import numpy as np
 from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -38,49 +37,51 @@ def _covers_hiragana(path):
     return all(ord(ch) in charmap for ch in HIRAGANA + tuple(_LATIN))
 
 
+def _is_hiragana_font(name, path):
+    name = name.lower() + " "
+    return any(word in name for word in _CANDIDATE_WORDS) and _covers_hiragana(path)
+
+
+def fonts_missing_from_cache():
+    """Font files installed after matplotlib wrote its list of the system's fonts.
+
+    matplotlib lists the fonts once and keeps the list in a cache file, so a
+    font installed later (``apt install fonts-noto-cjk``) stays invisible to
+    it.  We look at those files ourselves, in this process only: rewriting
+    matplotlib's cache would change what every matplotlib program of the
+    user's sees.
+    """
+    known = {os.path.realpath(entry.fname) for entry in font_manager.fontManager.ttflist}
+    return sorted(path for path in font_manager.findSystemFonts()
+                  if os.path.realpath(path) not in known)
+
+
 def _find_hiragana_font():
+    """The first font that matplotlib knows of and that has the glyphs, or None."""
     for entry in sorted(font_manager.fontManager.ttflist, key=lambda f: f.name):
-        name = entry.name.lower() + " "
-        if any(word in name for word in _CANDIDATE_WORDS) and _covers_hiragana(entry.fname):
+        if _is_hiragana_font(entry.name, entry.fname):
             return font_manager.FontProperties(fname=entry.fname)
     return None
 
 
-def add_fonts_missing_from_cache():
-    """Add fonts installed after matplotlib wrote its font cache; returns how many.
+def _find_uncached_hiragana_font():
+    """The same among the fonts installed after matplotlib's list was made."""
+    from matplotlib.ft2font import FT2Font
 
-    matplotlib lists the system's fonts once and keeps that list in a cache
-    file, so a font installed later (``apt install fonts-noto-cjk``) stays
-    invisible to it.  We add the missing ones and rewrite the cache, once:
-    later runs then find them at no cost.
-    """
-    known = {os.path.realpath(entry.fname) for entry in font_manager.fontManager.ttflist}
-    added = 0
-    for path in font_manager.findSystemFonts():
-        if os.path.realpath(path) in known:
-            continue
+    for path in fonts_missing_from_cache():
         try:
-            font_manager.fontManager.addfont(path)
-            added += 1
+            name = FT2Font(path).family_name
         except Exception:  # noqa: BLE001 - an unreadable font file is simply not used
             continue
-    if added:
-        cache = os.path.join(matplotlib.get_cachedir(),
-                             f"fontlist-v{font_manager.FontManager.__version__}.json")
-        try:
-            font_manager.json_dump(font_manager.fontManager, cache)
-        except OSError:  # a read-only cache folder: found again next time, no harm
-            pass
-    return added
+        if _is_hiragana_font(name, path):
+            return font_manager.FontProperties(fname=path)
+    return None
 
 
 @functools.lru_cache(maxsize=1)
 def hiragana_font():
     """A matplotlib FontProperties for a font with all ten glyphs (and Latin), or None."""
-    font = _find_hiragana_font()
-    if font is None and add_fonts_missing_from_cache():
-        font = _find_hiragana_font()
-    return font
+    return _find_hiragana_font() or _find_uncached_hiragana_font()
 
 
 def glyph_images(size):

@@ -8,6 +8,8 @@ shrink with area interpolation (which averages instead of dropping pixels).
 """
 
 import os
+import struct
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -25,6 +27,8 @@ MARGIN = 0.04
 # refused, since decoding alone would take gigabytes
 MAX_SIDE = 2000
 MAX_PIXELS = 100_000_000
+# EXIF's Orientation tag: how a viewer turns the stored pixels to show them
+ORIENTATION_TAG = 0x0112
 
 
 class ImageProblem(Exception):
@@ -44,38 +48,104 @@ def expand_image_paths(paths):
     return expanded
 
 
-def header_size(path):
-    """(width, height, has_alpha) read from the file's header without decoding
-    the pixels, or None where Pillow does not know the format."""
+class Header(NamedTuple):
+    """What a picture's header says, read without decoding its pixels."""
+    format: str  # Pillow's name for it: "JPEG", "PNG", "TIFF", ...
+    width: int  # as stored, before any turn
+    height: int
+    alpha: bool
+    orientation: int  # EXIF's Orientation: 1 = as stored, 2-8 = flipped and/or turned
+
+
+def read_header(path):
+    """The picture's size, transparency and orientation, or None where Pillow
+    does not know the format."""
     limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None  # only the header is read; the size check is ours
     try:
         with Image.open(path) as image:
             alpha = "A" in image.getbands() or "transparency" in image.info
-            return image.size[0], image.size[1], alpha
-    except (OSError, ValueError, SyntaxError):  # not a format Pillow knows: let OpenCV try
+            if image.format == "PNG":  # Pillow's getexif would decode a PNG's pixels
+                exif = Image.Exif()
+                data = _png_exif_chunk(path)
+                if data:
+                    exif.load(data)
+            else:
+                exif = image.getexif()
+            orientation = exif.get(ORIENTATION_TAG, 1)
+            return Header(image.format, image.size[0], image.size[1], alpha,
+                          orientation if orientation in range(1, 9) else 1)
+    except (OSError, ValueError, SyntaxError, struct.error):  # let OpenCV try
         return None
     finally:
         Image.MAX_IMAGE_PIXELS = limit
 
 
+def _png_exif_chunk(path):
+    """The bytes of a PNG's eXIf chunk, or None: the chunks' headers are read
+    and their contents skipped, so no pixel is decoded."""
+    with open(path, "rb") as f:
+        f.seek(8)  # the PNG signature
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                return None
+            (length, kind) = struct.unpack(">I4s", head)
+            if kind == b"eXIf":
+                return f.read(length)
+            if kind == b"IEND":
+                return None
+            f.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
+
+
+def upright(image, orientation):
+    """The pixels turned the way an image viewer shows them, for EXIF's
+    Orientation values 1-8 (phones store a portrait photo as the sensor read
+    it, sideways, and set this tag instead of turning the pixels)."""
+    turned = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],  # mirrored left to right
+        3: lambda a: a[::-1, ::-1],  # turned by 180 degrees
+        4: lambda a: a[::-1],  # mirrored top to bottom
+        5: lambda a: a.swapaxes(0, 1),  # mirrored along the main diagonal
+        6: lambda a: np.rot90(a, -1),  # turned a quarter clockwise
+        7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],  # mirrored along the other diagonal
+        8: lambda a: np.rot90(a, 1),  # turned a quarter anticlockwise
+    }[orientation](image)
+    return np.ascontiguousarray(turned)
+
+
 def _decode(path):
-    """Decode ``path`` with OpenCV, at most about MAX_SIDE pixels on the long side."""
-    header = header_size(path)
+    """Decode ``path`` with OpenCV, at most about MAX_SIDE pixels on the long
+    side, and turn it upright as its EXIF orientation says."""
+    header = read_header(path)
+    orientation = header.orientation if header is not None else 1
+    # OpenCV's own handling of the tag differs between formats and versions,
+    # so it is told to ignore it (IMREAD_UNCHANGED does) and we apply it
+    flag = cv2.IMREAD_UNCHANGED
     if header is not None:
-        width, height, alpha = header
-        if width * height > MAX_PIXELS:
-            raise ImageProblem(f"the image is {width}x{height} pixels "
-                               f"({width * height / 1e6:,.0f} megapixels); the limit is "
+        if header.width * header.height > MAX_PIXELS:
+            pixels = header.width * header.height
+            raise ImageProblem(f"the image is {header.width}x{header.height} pixels "
+                               f"({pixels / 1e6:,.0f} megapixels); the limit is "
                                f"{MAX_PIXELS / 1e6:,.0f} megapixels: shrink it first "
                                "(a character needs a few hundred pixels)")
-        reduction = next((r for r in (1, 2, 4) if max(width, height) / r <= MAX_SIDE), 8)
-        if reduction > 1 and not alpha:  # (OpenCV's reduced modes drop transparency)
+        longest = max(header.width, header.height)
+        reduction = next((r for r in (1, 2, 4) if longest / r <= MAX_SIDE), 8)
+        if reduction > 1 and not header.alpha:  # (OpenCV's reduced modes drop transparency)
             flag = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
                     8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[reduction]
-            # ignore the EXIF rotation, as IMREAD_UNCHANGED does for smaller files
-            return cv2.imread(path, flag | cv2.IMREAD_IGNORE_ORIENTATION)
-    return cv2.imread(path, cv2.IMREAD_UNCHANGED)
+            flag |= cv2.IMREAD_IGNORE_ORIENTATION
+    if orientation != 1 and header.format == "TIFF":
+        # measured with OpenCV 5.1 and Pillow 13: OpenCV turns orientations
+        # 2-4 itself and fails on 5-8, Pillow turns some modes and not others
+        raise ImageProblem(f"this TIFF file asks to be shown turned (EXIF orientation "
+                           f"{orientation}), which the image libraries read unreliably; "
+                           "save it upright, or as PNG or JPEG")
+    image = cv2.imread(path, flag)
+    if image is None or orientation == 1:
+        return image
+    return upright(image, orientation)
 
 
 def read_grayscale(path):

@@ -1,44 +1,47 @@
-"""Pictures written by train.py and predict.py (matplotlib, no window needed)."""
+"""Pictures written by train.py and predict.py.
 
-import matplotlib
+Each picture is a matplotlib ``Figure`` drawn straight to a file: no pyplot,
+no window and no backend to switch, so importing this module changes nothing
+for the rest of the process (a program that also shows matplotlib windows
+keeps them).  Styles apply to one figure at a time, through style.context.
+"""
 
-matplotlib.use("Agg")  # draw to files; predict.py opens its own OpenCV window
+import numpy as np
+import torch
+from matplotlib import style
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from modules.glyphs import class_labels, hiragana_font  # noqa: E402
-from modules.paths import atomic_output  # noqa: E402
+from modules.glyphs import class_labels, hiragana_font
+from modules.paths import atomic_output
 
 CORRECT_COLOR = "#1a9e1a"  # green, like the tutorial's text on a right guess
 WRONG_COLOR = "#d62020"  # red for a wrong one
 
 
 def _save(fig, path, dpi=100):
-    """Write ``fig`` to ``path`` atomically (never half a file), then free it."""
+    """Write ``fig`` to ``path`` atomically (never half a file)."""
     with atomic_output(path) as tmp_path:
         fig.savefig(tmp_path, dpi=dpi)
-    plt.close(fig)
 
 
-def save_training_plot(H, path):
+def save_training_plot(history, path):
     """The tutorial's figure: train/val loss and accuracy per epoch."""
-    epochs = np.arange(1, len(H["train_loss"]) + 1)
-    plt.style.use("ggplot")
-    fig, ax = plt.subplots(figsize=(8, 5))
-    ax.plot(epochs, H["train_loss"], label="train_loss")
-    ax.plot(epochs, H["val_loss"], label="val_loss")
-    ax.plot(epochs, H["train_acc"], label="train_acc")
-    ax.plot(epochs, H["val_acc"], label="val_acc")
-    ax.set_title("Training Loss and Accuracy on Dataset")
-    ax.set_xlabel("Epoch #")
-    ax.set_ylabel("Loss/Accuracy")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(loc="best")
-    fig.tight_layout()
-    _save(fig, path)
+    epochs = np.arange(1, len(history["train_loss"]) + 1)
+    with style.context("ggplot"):  # the tutorial's look, for this figure only
+        fig = Figure(figsize=(8, 5))
+        ax = fig.subplots()
+        ax.plot(epochs, history["train_loss"], label="train_loss")
+        ax.plot(epochs, history["val_loss"], label="val_loss")
+        ax.plot(epochs, history["train_acc"], label="train_acc")
+        ax.plot(epochs, history["val_acc"], label="val_acc")
+        ax.set_title("Training Loss and Accuracy on Dataset")
+        ax.set_xlabel("Epoch #")
+        ax.set_ylabel("Loss/Accuracy")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(loc="best")
+        fig.tight_layout()
+        _save(fig, path)
 
 
 def save_confusion_matrix(matrix, path):
@@ -47,8 +50,8 @@ def save_confusion_matrix(matrix, path):
 
     font = hiragana_font()
     labels = class_labels(with_glyphs=font is not None)
-    plt.style.use("default")
-    fig, ax = plt.subplots(figsize=(8.5, 7.5))
+    fig = Figure(figsize=(8.5, 7.5))
+    ax = fig.subplots()
     ConfusionMatrixDisplay(np.asarray(matrix), display_labels=labels).plot(
         ax=ax, cmap="Blues", colorbar=True, values_format="d")
     if font is not None:
@@ -68,9 +71,8 @@ def save_prediction_grid(panels, path, title):
     font = hiragana_font()
     columns = min(5, len(panels))
     rows = -(-len(panels) // columns)
-    plt.style.use("default")
-    fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.6 * rows + 0.4),
-                             squeeze=False)
+    fig = Figure(figsize=(2.3 * columns, 2.6 * rows + 0.4))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (image, caption, colour) in zip(axes.flat, panels):
@@ -97,18 +99,17 @@ def save_mistakes(images, targets, log_probs, path, count=25):
     """
     probs = np.exp(np.asarray(log_probs, dtype=np.float64))
     wrong = most_confident_mistakes(targets, log_probs, count=len(probs))
-    (worst, wrongCount) = (wrong[:count], len(wrong))
+    (worst, wrong_count) = (wrong[:count], len(wrong))
     labels = class_labels(with_glyphs=hiragana_font() is not None)
     panels = [(np.asarray(images[i]) / 255.0,
                f"true {labels[targets[i]]}\npred {labels[probs[i].argmax()]} {probs[i].max():.0%}",
                WRONG_COLOR) for i in worst]
-    title = (f"The {len(worst)} most confident of {wrongCount} mistakes on "
+    title = (f"The {len(worst)} most confident of {wrong_count} mistakes on "
              f"{len(probs):,} test images")
     if panels:
         save_prediction_grid(panels, path, title)
         return
-    plt.style.use("default")
-    fig = plt.figure(figsize=(8, 4))
+    fig = Figure(figsize=(8, 4))
     fig.text(0.5, 0.5, f"No mistakes: all {len(probs):,} test images\nwere classified right",
              ha="center", va="center", fontsize=20, color=CORRECT_COLOR)
     _save(fig, path)
@@ -117,14 +118,13 @@ def save_mistakes(images, targets, log_probs, path, count=25):
 def save_filters(model, image, path):
     """conv1's 20 learned 5x5 filters, and the 20 conv1 and 50 conv2 feature
     maps (after ReLU) of one image, as one picture."""
-    from modules.features import feature_maps
+    from modules.classify import feature_maps
 
     weights = model.conv1.weight.detach().float().cpu()[:, 0].numpy()  # 20 x 5 x 5
     x = torch.as_tensor(image, dtype=torch.float32).view(1, 1, 28, 28)
     device = next(model.parameters()).device
     (first, second) = feature_maps(model.eval(), x.to(device))
-    plt.style.use("default")
-    fig = plt.figure(figsize=(12, 11.5))
+    fig = Figure(figsize=(12, 11.5))
     (top, middle, bottom) = fig.subfigures(3, 1, height_ratios=[2.3, 2.4, 5.2])
 
     # the filters share one colour scale centred on zero: red adds, blue subtracts

@@ -98,7 +98,7 @@ def save_model_and_reports(model, options, history, test, run):
         "torch_threads": torch.get_num_threads(),
         "versions": versions,
     }
-    with atomic_output(paths["metrics.json"]) as tmpPath, open(tmpPath, "w") as f:
+    with atomic_output(paths["metrics.json"]) as tmp_path, open(tmp_path, "w") as f:
         json.dump(metrics, f, indent=2)
     print(f"[INFO] saved the model to {options['model']}, the plot to {options['plot']}, "
           f"the confusion matrix to {paths['confusion_matrix.png']}, the worst mistakes to "

@@ -63,19 +63,54 @@ def test_folder_instead_of_file(tmp_path):
         load_checkpoint(tmp_path)
 
 
-def test_text_file(tmp_path):
+@pytest.mark.parametrize("content, kind", [
+    (b"hello, I am not a model\n", "a text file"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(100), "a PNG picture"),
+    (b"\xff\xd8\xff\xe0" + bytes(100), "a JPEG picture"),
+    (b"", "an empty file"),
+    (bytes(range(256)), "neither a zip archive nor a pickle"),
+])
+def test_a_file_that_is_no_model_file_is_named_for_what_it_is(tmp_path, content, kind):
     path = tmp_path / "model.pth"
-    path.write_text("hello, I am not a model\n")
-    with pytest.raises(CheckpointError):
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as caught:
         load_checkpoint(path)
+    message = str(caught.value)
+    assert f"is not a PyTorch model file: it is {kind}. Pass the model.pth" in message
+    assert "refusing" not in message and "damaged" not in message
 
 
-def test_truncated_file(tmp_path):
+def test_truncated_file_is_called_damaged(tmp_path):
     path = saved(tmp_path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="not a readable PyTorch model file"):
+    with pytest.raises(CheckpointError, match="is damaged or truncated .*train again"):
         load_checkpoint(path)
+
+
+def test_a_zip_archive_that_is_no_model_file(tmp_path):
+    import zipfile
+
+    path = tmp_path / "model.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes.txt", "hello")
+    with pytest.raises(CheckpointError, match="without the data.pkl that torch.save writes"):
+        load_checkpoint(path)
+
+
+def test_a_failure_that_is_not_the_files_fault_is_reported_as_it_is(tmp_path, monkeypatch):
+    path = saved(tmp_path)
+
+    def broken_load(*args, **kwargs):
+        raise RuntimeError("something inside torch.load went wrong")
+
+    monkeypatch.setattr(torch, "load", broken_load)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    message = str(caught.value)
+    assert f"could not read {path} (RuntimeError: something inside torch.load" in message
+    for blame in ("damaged", "truncated", "retrain", "Retrain", "train again", "corrupt"):
+        assert blame not in message
 
 
 def test_whole_pickled_model_as_the_tutorial_saves_it(tmp_path):

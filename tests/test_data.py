@@ -62,20 +62,31 @@ def test_missing_data_without_download_explains_what_to_put_where(tmp_path):
     message = str(caught.value)
     assert "not found" in message and "--no-download" in message
     assert os.path.join(str(tmp_path), "KMNIST", "raw") in message
-    for name, md5 in KMNIST_FILES:
-        assert name in message and md5 in message
-    assert "--data-dir" in message
+    for name, md5 in KMNIST_FILES[:2]:  # the training set's two files
+        assert f"{name}  md5 {md5}  [missing]" in message
+    assert "t10k" not in message and "--data-dir" in message
 
 
-def test_failed_download_gives_one_message(tmp_path, monkeypatch):
+def test_the_test_set_alone_is_enough_to_read_the_test_set(tmp_path):
+    raw = write_kmnist(tmp_path, n_train=20, n_test=10)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        os.remove(os.path.join(raw, name))
+    assert load_kmnist(tmp_path, train=False, download=False).data.shape == (10, 28, 28)
+    with pytest.raises(UserError, match="the KMNIST training set was not found"):
+        load_kmnist(tmp_path, train=True, download=False)
+
+
+def test_failed_download_gives_one_message_and_leaves_no_empty_folders(tmp_path, monkeypatch):
     # a loopback port nobody listens on: refused at once, no real network
     monkeypatch.setattr(KMNIST, "mirrors", ["http://127.0.0.1:9/kmnist/"])
+    data_dir = tmp_path / "new" / "data"
     with pytest.raises(UserError) as caught:
-        load_kmnist(tmp_path, train=True, download=True)
+        load_kmnist(data_dir, train=True, download=True)
     message = str(caught.value)
     assert message.startswith("could not download KMNIST")
-    assert all(name in message and md5 in message for name, md5 in KMNIST_FILES)
+    assert all(name in message and md5 in message for name, md5 in KMNIST_FILES[:2])
     assert "[missing]" in message
+    assert not data_dir.exists() and (tmp_path / "new").exists()  # only what it made
 
 
 def test_gz_with_wrong_md5_is_reported_as_such(tmp_path, monkeypatch):
@@ -84,6 +95,9 @@ def test_gz_with_wrong_md5_is_reported_as_such(tmp_path, monkeypatch):
     with pytest.raises(UserError) as caught:
         load_kmnist(tmp_path, train=True, download=True)
     assert "md5 does NOT match" in str(caught.value)
+    with pytest.raises(UserError) as caught:  # nothing will download it again
+        load_kmnist(tmp_path, train=True, download=False)
+    assert "train-images-idx3-ubyte.gz is corrupt (its md5 is not" in str(caught.value)
 
 
 def test_truncated_image_file_is_reported_as_corrupt(tmp_path):
@@ -94,15 +108,34 @@ def test_truncated_image_file_is_reported_as_corrupt(tmp_path):
     with pytest.raises(UserError) as caught:
         load_kmnist(tmp_path, train=True, download=False)
     message = str(caught.value)
-    assert "corrupt or truncated" in message and "train-images-idx3-ubyte.gz" in message
+    assert f"{path} is corrupt (truncated: 19,608 of the 39,216 bytes its header announces)" \
+        in message
+    assert "delete it" in message and "train-images-idx3-ubyte.gz" in message
 
 
 def test_garbage_file_is_reported_as_corrupt(tmp_path):
     raw = write_kmnist(tmp_path, n_train=50, n_test=20)
     with open(os.path.join(raw, "t10k-labels-idx1-ubyte"), "wb") as f:
         f.write(b"this is not an IDX file at all")
-    with pytest.raises(UserError, match="corrupt"):
+    with pytest.raises(UserError, match="corrupt .not an IDX file"):
         load_kmnist(tmp_path, train=False, download=False)
+
+
+def test_a_failure_that_is_not_the_files_fault_is_reported_as_it_is(tmp_path, monkeypatch):
+    import torchvision.datasets.mnist
+
+    write_kmnist(tmp_path, n_train=50, n_test=20)
+
+    def broken_reader(path):
+        raise TypeError("a reader that changed in a new torchvision")
+
+    monkeypatch.setattr(torchvision.datasets.mnist, "read_image_file", broken_reader)
+    with pytest.raises(UserError) as caught:
+        load_kmnist(tmp_path, train=False, download=False)
+    message = str(caught.value)
+    assert message.startswith("torchvision could not read the KMNIST test files in ")
+    assert "(TypeError: a reader that changed in a new torchvision)" in message
+    assert "corrupt" not in message and "delete" not in message
 
 
 def test_label_count_that_does_not_match_images_is_refused(tmp_path):

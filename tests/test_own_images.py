@@ -207,3 +207,84 @@ def test_a_large_page_is_decoded_reduced_and_read_like_a_small_one(tmp_path):
     assert np.abs(load_character(str(large)) - load_character(str(small))).mean() < 0.02
     outcome, megabytes = peak_memory_of_loading(large)
     assert outcome == "(28, 28)" and megabytes < 1024
+
+
+# how to store an upright picture so that a viewer, obeying EXIF orientation
+# 1-8, shows it upright again (Pillow's names for the inverse turns)
+STORED_TURNED = {1: None, 2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM",
+                 5: "TRANSPOSE", 6: "ROTATE_90", 7: "TRANSVERSE", 8: "ROTATE_270"}
+
+
+def save_turned(path, upright, orientation, **options):
+    """Save the 2-D uint8 ``upright`` as a phone would: the pixels turned, and
+    the EXIF Orientation tag that tells viewers how to turn them back."""
+    from PIL import Image
+
+    image = Image.fromarray(upright)
+    if STORED_TURNED[orientation]:
+        image = image.transpose(getattr(Image.Transpose, STORED_TURNED[orientation]))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    image.save(path, exif=exif.tobytes(), **options)
+
+
+@pytest.mark.parametrize("suffix, options, tolerance", [
+    (".jpg", {"quality": 95}, 0.02), (".png", {}, 0.0), (".webp", {"lossless": True}, 0.0)])
+def test_pictures_are_read_upright_as_their_exif_orientation_says(tmp_path, suffix, options,
+                                                                  tolerance):
+    from PIL import Image, ImageOps
+
+    paper = 255 - glyph_canvas(240)[:, 20:200]  # not square, and no symmetry
+    expected = to_kmnist_input(paper)
+    for orientation in range(1, 9):
+        path = str(tmp_path / f"turned{orientation}{suffix}")
+        save_turned(path, paper, orientation, **options)
+        with Image.open(path) as stored:  # what a viewer shows is the upright page
+            shown = np.asarray(ImageOps.exif_transpose(stored).convert("L"))
+            assert shown.shape == paper.shape
+        character = load_character(path)
+        assert np.abs(character - expected).mean() <= tolerance + 1e-6, orientation
+    # the turned pixels without the tag are read as they are: another input
+    plain = str(tmp_path / f"plain{suffix}")
+    cv2.imwrite(plain, np.rot90(paper, -1).copy())
+    assert np.abs(load_character(plain) - expected).mean() > 0.05
+
+
+def test_predict_saves_the_upright_input(trained, tmp_path):
+    out, _ = trained
+    paper = 255 - glyph_canvas(240)[:, 20:200]
+    cv2.imwrite(str(tmp_path / "upright.png"), paper)
+    save_turned(str(tmp_path / "phone.jpg"), paper, 6, quality=95)
+    outputs = []
+    for name in ("upright.png", "phone.jpg"):
+        result = run_script("predict.py", "-m", out / "model.pth", "--image", tmp_path / name,
+                            "--no-display", "-o", tmp_path / f"{name}.grid.png",
+                            env=headless_env())
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout.split(": ", 1)[1].split("  [")[0])
+    assert outputs[0] == outputs[1]  # the same top class for the photo and the upright page
+
+
+def test_a_large_turned_photo_is_read_reduced_and_upright(tmp_path):
+    from modules.images import MAX_SIDE, read_grayscale
+
+    page = np.full((3000, 4500), 255, np.uint8)
+    page[500:2500, 1500:3200] = cv2.resize(255 - glyph_canvas(300), (1700, 2000))
+    upright, turned = tmp_path / "upright.jpg", tmp_path / "turned.jpg"
+    cv2.imwrite(str(upright), page, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    save_turned(str(turned), page, 6, quality=95)  # stored 3000 wide, 4500 high
+    image = read_grayscale(str(turned))
+    assert max(image.shape) <= MAX_SIDE and image.shape[1] > image.shape[0]  # landscape again
+    assert np.abs(load_character(str(turned)) - load_character(str(upright))).mean() < 0.02
+    outcome, megabytes = peak_memory_of_loading(turned)
+    assert outcome == "(28, 28)" and megabytes < 1024
+
+
+def test_a_turned_tiff_is_refused_with_a_reason(tmp_path):
+    paper = 255 - glyph_canvas(120)
+    save_turned(str(tmp_path / "turned.tif"), paper, 6)
+    with pytest.raises(ImageProblem, match="EXIF orientation 6.*save it upright"):
+        load_character(str(tmp_path / "turned.tif"))
+    cv2.imwrite(str(tmp_path / "upright.tif"), paper)  # no tag: read as it is
+    assert np.abs(load_character(str(tmp_path / "upright.tif")) - to_kmnist_input(paper)).max() \
+        < 1e-6

@@ -45,6 +45,37 @@ def test_missing_model_file(kmnist_dir, tmp_path):
     assert "[ERROR] model file not found" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_missing_model_file_says_where_it_looked_when_run_from_another_folder(tmp_path):
+    # `python proj/predict.py`: the default output/model.pth is looked for here
+    result = run_script("predict.py", "--no-display", cwd=tmp_path, env=headless_env())
+    assert result.returncode == 1
+    assert (f"[ERROR] model file not found: {tmp_path / 'output' / 'model.pth'}\n"
+            in result.stderr)
+
+
+@pytest.mark.parametrize("model, kind", [("README.md", "a text file"),
+                                         ("docs/plot.png", "a PNG picture")])
+def test_a_text_file_or_a_picture_as_the_model(tmp_path, model, kind):
+    result = run_script("predict.py", "-m", model, "--no-display", "-o", tmp_path / "p.png",
+                        env=headless_env())
+    assert result.returncode == 1
+    assert result.stderr == (f"[ERROR] {model} is not a PyTorch model file: it is {kind}. "
+                             "Pass the model.pth that train.py writes (-m/--model).\n")
+
+
+def test_a_data_folder_with_only_the_test_files_is_enough(trained, kmnist_dir, tmp_path):
+    out, _ = trained
+    raw = tmp_path / "KMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (raw / name).write_bytes((kmnist_dir / "KMNIST" / "raw" / name).read_bytes())
+    result = run_script("predict.py", "-m", out / "model.pth", "--data-dir", tmp_path,
+                        "--no-download", "--no-display", "-o", tmp_path / "p.png",
+                        env=headless_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("[INFO] ground truth label: ") == 10
+
+
 def test_tutorial_style_whole_model_file_is_refused(kmnist_dir, tmp_path):
     import torch
     from modules.lenet import LeNet
@@ -64,7 +95,7 @@ def test_missing_test_data(trained, tmp_path):
                         env=headless_env())
     assert result.returncode == 1
     assert "[ERROR] the KMNIST test set was not found" in result.stderr
-    assert "t10k-images-idx3-ubyte.gz" in result.stderr
+    assert "t10k-images-idx3-ubyte.gz" in result.stderr and "train-" not in result.stderr
 
 
 @pytest.mark.parametrize("argv, message", [

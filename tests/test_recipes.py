@@ -1,18 +1,69 @@
 import json
 import os
 
+import pytest
 import torch
 
 from conftest import ROOT, headless_env, run_script
 from modules.augment import random_affine
 from modules.checkpoint import build_model, load_checkpoint
 from modules.data import CLASS_NAMES
-from modules.recipes import RECIPES
+from modules.lenet import LeNet
+from modules.recipes import RECIPES, WeightAverage
 
 
-def test_tutorial_recipe_is_the_tutorials():
+def test_the_tutorial_recipe_builds_the_tutorials_parts():
+    """What train.py gets from the tutorial recipe: Adam at 1e-3 and NLLLoss,
+    nothing else; and from the improved one, each of its extra parts."""
+    model = LeNet(1, 10)
     tutorial = RECIPES["tutorial"]
-    assert (tutorial.epochs, tutorial.batch_size, tutorial.lr) == (10, 64, 1e-3)
+    opt = tutorial.optimizer(model, 1e-3, torch.device("cpu"))
+    assert type(opt) is torch.optim.Adam and opt.defaults["lr"] == 1e-3
+    assert opt.defaults["weight_decay"] == 0 and opt.defaults["betas"] == (0.9, 0.999)
+    assert type(tutorial.loss_function()) is torch.nn.NLLLoss
+    assert tutorial.schedule(opt, 1e-3, 10, 100) is None
+    assert tutorial.augmentation(None) is None and tutorial.weight_average(model) is None
+
+    improved = RECIPES["improved"]
+    opt = improved.optimizer(model, 4e-3, torch.device("cpu"))
+    assert type(opt) is torch.optim.AdamW and opt.defaults["weight_decay"] == 0.05
+    assert improved.loss_function().label_smoothing == 0.1
+    schedule = improved.schedule(opt, 4e-3, 2, 10)
+    rates = []
+    for _ in range(20):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    # warms up to the peak, then anneals to almost nothing
+    assert max(rates) == pytest.approx(4e-3) and rates[0] < 4e-4 and rates[-1] < 1e-5
+    assert improved.augmentation(torch.Generator())(torch.zeros(2, 1, 28, 28)).shape == \
+        (2, 1, 28, 28)
+
+
+def test_the_weight_average_gives_averagedmodels_numbers():
+    """WeightAverage keeps its count on the host; the numbers must be those of
+    torch's AveragedModel with the same warmed-up EMA, bit for bit."""
+    from torch.optim.swa_utils import AveragedModel
+
+    torch.manual_seed(0)
+    model = LeNet(1, 10)
+    ours = WeightAverage(model, decay=0.999)
+
+    def ema(averaged, current, count):
+        rate = torch.clamp((1 + count) / (10 + count), max=0.999)
+        torch._foreach_lerp_(averaged, current, 1 - rate)
+
+    theirs = AveragedModel(model, multi_avg_fn=ema, use_buffers=True)
+    for _ in range(30):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        ours.update(model)
+        theirs.update_parameters(model)
+    for (a, b) in zip(ours.module.parameters(), theirs.module.parameters()):
+        assert torch.equal(a, b)
+    # and it lags behind the weights it follows
+    assert not torch.equal(ours.module.conv1.weight, model.conv1.weight)
 
 
 def test_affine_with_no_distortion_is_the_identity():

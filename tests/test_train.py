@@ -165,7 +165,7 @@ def test_interrupted_training_keeps_the_earlier_model(kmnist_dir, trained, tmp_p
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train, "train_one_epoch", interrupted)
+    monkeypatch.setattr(train, "progress", interrupted)  # Ctrl-C in the first epoch
     code, _, err = run_train(["--data-dir", kmnist_dir, "--no-download", "-m", model,
                               "-p", tmp_path / "plot.png"], capsys)
     assert code == 130 and "interrupted" in err
