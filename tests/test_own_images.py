@@ -222,7 +222,8 @@ def save_turned(path, upright, orientation, **options):
 
     image = Image.fromarray(upright)
     if STORED_TURNED[orientation]:
-        image = image.transpose(getattr(Image.Transpose, STORED_TURNED[orientation]))
+        turns = getattr(Image, "Transpose", Image)  # Image.Transpose from Pillow 9.1
+        image = image.transpose(getattr(turns, STORED_TURNED[orientation]))
     exif = Image.Exif()
     exif[0x0112] = orientation
     image.save(path, exif=exif.tobytes(), **options)
@@ -232,8 +233,10 @@ def save_turned(path, upright, orientation, **options):
     (".jpg", {"quality": 95}, 0.02), (".png", {}, 0.0), (".webp", {"lossless": True}, 0.0)])
 def test_pictures_are_read_upright_as_their_exif_orientation_says(tmp_path, suffix, options,
                                                                   tolerance):
-    from PIL import Image, ImageOps
+    from PIL import Image, ImageOps, features
 
+    if suffix == ".webp" and not features.check("webp"):
+        pytest.skip("this Pillow was built without WebP")
     paper = 255 - glyph_canvas(240)[:, 20:200]  # not square, and no symmetry
     expected = to_kmnist_input(paper)
     for orientation in range(1, 9):
