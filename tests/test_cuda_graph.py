@@ -105,6 +105,43 @@ def test_recorded_passes_train_like_the_plain_loop_on_cuda(kmnist_dir, tmp_path,
         torch.testing.assert_close(weights[0][name], weights[1][name], rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_improved_recipes_step_never_waits_for_the_gpu():
+    """train.py's step with every part of the improved recipe (augmentation,
+    AdamW, one-cycle schedule, weight average, on-device totals), run with
+    PyTorch's sync debug mode set to raise on anything that makes the host
+    wait for the device."""
+    from modules.lenet import LeNet
+    from modules.recipes import RECIPES
+
+    device = torch.device("cuda")
+    recipe = RECIPES["improved"]
+    model = LeNet(1, 10).to(device, memory_format=torch.channels_last)
+    opt = recipe.optimizer(model, 4e-3, device)
+    lossFn = recipe.loss_function()
+    scheduler = recipe.schedule(opt, 4e-3, 1, 10)
+    augment = recipe.augmentation(torch.Generator(device=device).manual_seed(0))
+    average = recipe.weight_average(model)
+    x = torch.rand(64, 1, 28, 28, device=device)
+    y = torch.randint(0, 10, (64,), device=device)
+    total = torch.zeros((), device=device)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(5):
+            pred = model(augment(x).contiguous(memory_format=torch.channels_last))
+            loss = lossFn(pred, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            scheduler.step()
+            average.update(model)
+            total += loss.detach() * y.size(0)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert total.item() > 0
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_the_gpu_check_script_says_when_there_is_no_gpu(tmp_path):
     result = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--data-dir", tmp_path,
