@@ -107,8 +107,9 @@ def main(argv=None):
 
     # set the device we will be using to train the model, and the seed
     device = choose_device(args.device)
-    if args.cuda_graph and graph_problem(device):
-        raise UserError(f"--cuda-graph: {graph_problem(device)} (leave it out, or use "
+    graphProblem = graph_problem(device) if args.cuda_graph else None
+    if graphProblem:
+        raise UserError(f"--cuda-graph: {graphProblem} (leave it out, or use "
                         "--device cuda on a machine with a CUDA GPU)")
     # on the CPU, freed memory is kept for reuse instead of being returned
     # to the kernel and faulted back in: an epoch 24% shorter (docs/performance.md)

@@ -20,8 +20,6 @@ while the last, smaller batch and evaluation run the model as usual.
 
 import torch
 
-from modules.errors import UserError
-
 
 def graph_problem(device):
     """Why a CUDA graph cannot be used on ``device``, or None if it can."""
@@ -34,13 +32,11 @@ def record_training_graph(model, batch_shape, amp_dtype=None):
     """Record ``model``'s forward and backward pass for training batches of
     ``batch_shape`` and make its forward replay them for such batches.
 
-    Call it after anything that copies the model (a weight average) and
-    before training.  Returns None, or why recording failed; the model then
-    trains as usual.
+    Call it on a CUDA model (``graph_problem`` says whether one can be used),
+    after anything that copies the model (a weight average) and before
+    training.  Returns None, or why recording failed; the model then trains
+    as usual.
     """
-    problem = graph_problem(next(model.parameters()).device)
-    if problem:
-        raise UserError(f"--cuda-graph: {problem}")
     eager_forward = model.forward
     sample = torch.zeros(batch_shape, device=next(model.parameters()).device)
     sample = sample.contiguous(memory_format=torch.channels_last)  # as the loop feeds it

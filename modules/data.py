@@ -69,9 +69,18 @@ def idx_problem(path):
     return None
 
 
-def _file_status(folder, name, md5):
+def _paths(folder, name):
+    """(the .gz archive, its extracted copy) of one KMNIST file in ``folder``."""
     archive = os.path.join(folder, name)
-    extracted = os.path.splitext(archive)[0]
+    return archive, os.path.splitext(archive)[0]
+
+
+def _all_extracted(folder, files):
+    return all(os.path.exists(_paths(folder, name)[1]) for (name, _) in files)
+
+
+def _file_status(folder, name, md5):
+    (archive, extracted) = _paths(folder, name)
     if os.path.exists(extracted):
         problem = idx_problem(extracted)
         return f"extracted copy present, but {problem}" if problem else "extracted copy present"
@@ -96,8 +105,7 @@ def data_help(data_dir, train):
 
 
 def _present(folder, name):
-    archive = os.path.join(folder, name)
-    return os.path.exists(archive) or os.path.exists(os.path.splitext(archive)[0])
+    return any(os.path.exists(path) for path in _paths(folder, name))
 
 
 def _extract_local_archives(folder, files):
@@ -109,8 +117,7 @@ def _extract_local_archives(folder, files):
     from torchvision.datasets.utils import check_integrity, extract_archive
 
     for name, md5 in files:
-        archive = os.path.join(folder, name)
-        extracted = os.path.splitext(archive)[0]
+        (archive, extracted) = _paths(folder, name)
         if not os.path.exists(extracted) and check_integrity(archive, md5):
             extract_archive(archive, folder)
 
@@ -123,8 +130,7 @@ def _broken_file(folder, files, download):
     not match.
     """
     for (name, md5) in files:
-        archive = os.path.join(folder, name)
-        extracted = os.path.splitext(archive)[0]
+        (archive, extracted) = _paths(folder, name)
         if os.path.exists(extracted):
             problem = idx_problem(extracted)
             if problem:
@@ -144,8 +150,7 @@ def _torchvision_kmnist():
 
     class KMNIST(datasets.KMNIST):  # the same name: torchvision builds its folders from it
         def _check_exists(self):
-            return all(os.path.exists(os.path.join(self.raw_folder, os.path.splitext(name)[0]))
-                       for name, _ in split_files(self.train))
+            return _all_extracted(self.raw_folder, split_files(self.train))
 
     return KMNIST
 
@@ -178,8 +183,7 @@ def load_kmnist(data_dir, train, download=True):
         raise UserError(f"{broken[0]} is corrupt ({broken[1]}); delete it and download or "
                         f"copy it again\n{data_help(data_dir, train)}")
 
-    downloading = download and not all(
-        os.path.exists(os.path.join(folder, os.path.splitext(name)[0])) for name, _ in files)
+    downloading = download and not _all_extracted(folder, files)
     created = [path for path in (data_dir, os.path.dirname(folder), folder)
                if not os.path.exists(path)]
     try:

@@ -124,8 +124,8 @@ def _decode(path):
     # so it is told to ignore it (IMREAD_UNCHANGED does) and we apply it
     flag = cv2.IMREAD_UNCHANGED
     if header is not None:
-        if header.width * header.height > MAX_PIXELS:
-            pixels = header.width * header.height
+        pixels = header.width * header.height
+        if pixels > MAX_PIXELS:
             raise ImageProblem(f"the image is {header.width}x{header.height} pixels "
                                f"({pixels / 1e6:,.0f} megapixels); the limit is "
                                f"{MAX_PIXELS / 1e6:,.0f} megapixels: shrink it first "

@@ -50,7 +50,6 @@ def test_graphed_training_trains_the_improved_recipe_like_the_plain_loop(
         return model
 
     monkeypatch.setattr(torch.cuda, "make_graphed_callables", stand_in)
-    monkeypatch.setattr(cuda_graph, "graph_problem", lambda device: None)
     monkeypatch.setattr(train, "graph_problem", lambda device: None)
     common = ["--recipe", "improved", "--epochs", 2, "--batch-size", 64, "--data-dir",
               kmnist_dir, "--no-download", "--device", "cpu", "-p", tmp_path / "p.png"]
@@ -74,7 +73,6 @@ def test_a_failed_recording_is_said_at_once_and_training_goes_on(kmnist_dir, tmp
         raise RuntimeError("operation not permitted when stream is capturing")
 
     monkeypatch.setattr(torch.cuda, "make_graphed_callables", fails)
-    monkeypatch.setattr(cuda_graph, "graph_problem", lambda device: None)
     monkeypatch.setattr(train, "graph_problem", lambda device: None)
     out = run_train(["--epochs", 1, "--cuda-graph", "--data-dir", kmnist_dir, "--no-download",
                      "--device", "cpu", "-m", tmp_path / "m.pth", "-p", tmp_path / "p.png"],
