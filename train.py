@@ -163,11 +163,9 @@ def main(argv=None):
     opt = recipe.optimizer(model, INIT_LR, device)
     lossFn = recipe.loss_function()
     # the improved recipes also step a one-cycle schedule after every
-    # batch, distort every image, and evaluate and save a weight average
+    # batch and distort every image
     scheduler = recipe.schedule(opt, INIT_LR, EPOCHS, len(trainDataLoader))
     augment = recipe.augmentation(torch.Generator(device=device).manual_seed(args.seed))
-    average = recipe.weight_average(model)
-    evalModel = model if average is None else average.module
 
     # on a CUDA GPU, --cuda-graph records the forward and backward pass of
     # a full batch once and replays them (modules/cuda_graph.py)
@@ -217,11 +215,9 @@ def main(argv=None):
             opt.zero_grad()
             loss.backward()
             opt.step()
-            # improved recipes: the next learning rate, and the weight average
+            # improved recipes: the next learning rate
             if scheduler is not None:
                 scheduler.step()
-            if average is not None:
-                average.update(model)
 
             # add the loss to the total training loss so far (the batch's
             # mean times its size, so that the last, smaller batch counts for
@@ -232,7 +228,7 @@ def main(argv=None):
         # switch off autograd for evaluation
         with torch.inference_mode():
             # set the model in evaluation mode
-            evalModel.eval()
+            model.eval()
 
             # loop over the validation set
             for (x, y) in valDataLoader:
@@ -242,7 +238,7 @@ def main(argv=None):
                 # make the predictions and calculate the validation loss
                 # (plain NLL, without the label smoothing of training)
                 with autocast(device, ampDtype):
-                    pred = evalModel(x.contiguous(memory_format=torch.channels_last)).float()
+                    pred = model(x.contiguous(memory_format=torch.channels_last)).float()
                 totalValLoss += F.nll_loss(pred, y, reduction="sum")
 
                 # calculate the number of correct predictions
@@ -278,7 +274,7 @@ def main(argv=None):
     # turn off autograd for testing evaluation
     with torch.inference_mode():
         # set the model in evaluation mode
-        evalModel.eval()
+        model.eval()
 
         # initialize a list to store our predictions, kept as the
         # log-probabilities (how sure the model was) for the reports
@@ -288,7 +284,7 @@ def main(argv=None):
         for (x, _) in testDataLoader:
             # send the input to the device and make the predictions
             x = x.to(device).contiguous(memory_format=torch.channels_last)
-            testLogProbs.append(evalModel(x).float().cpu())
+            testLogProbs.append(model(x).float().cpu())
 
     # generate a classification report
     testLogProbs = torch.cat(testLogProbs)
@@ -303,7 +299,7 @@ def main(argv=None):
     save_training_plot(H, args.plot)
 
     # serialize the model to disk, with the reports on what it learned
-    save_model_and_reports(evalModel, dict(vars(args)), H, test={
+    save_model_and_reports(model, dict(vars(args)), H, test={
         "images": testData.data, "targets": testData.targets, "log_probs": testLogProbs,
         "loss": testLoss, "accuracy": testAcc,
     }, run={

@@ -7,11 +7,11 @@ replays each with a single call.  PyTorch's ``make_graphed_callables`` does
 the recording; this file decides when its graph is used.
 
 Only the model's forward and backward pass are recorded, from outside the
-training step, which stays as train.py writes it.  The optimizer, the
-schedule and the weight average run as usual after the replayed backward
-pass: a recorded optimizer would keep the learning rate and Adam's betas it
-saw while recording (the one-cycle schedule changes both every step), while
-the replayed passes read nothing but the batch and the weights, which are
+training step, which stays as train.py writes it.  The optimizer and the
+schedule run as usual after the replayed backward pass: a recorded
+optimizer would keep the learning rate and Adam's betas it saw while
+recording (the one-cycle schedule changes both every step), while the
+replayed passes read nothing but the batch and the weights, which are
 updated in place.
 
 A graph replays one batch shape only: full training batches go through it,
@@ -32,10 +32,9 @@ def record_training_graph(model, batch_shape, amp_dtype=None):
     """Record ``model``'s forward and backward pass for training batches of
     ``batch_shape`` and make its forward replay them for such batches.
 
-    Call it on a CUDA model (``graph_problem`` says whether one can be used),
-    after anything that copies the model (a weight average) and before
-    training.  Returns None, or why recording failed; the model then trains
-    as usual.
+    Call it on a CUDA model (``graph_problem`` says whether one can be used)
+    before training.  Returns None, or why recording failed; the model then
+    trains as usual.
     """
     eager_forward = model.forward
     sample = torch.zeros(batch_shape, device=next(model.parameters()).device)

@@ -29,9 +29,9 @@ def test_graphed_training_trains_the_improved_recipe_like_the_plain_loop(
     """On the CPU nothing can be recorded, so PyTorch's recorder is replaced by a
     stand-in that keeps what matters here: every full batch is copied into the
     one static input tensor that was recorded, and nothing else (optimizer,
-    one-cycle schedule with its changing beta1, weight average) runs inside the
-    recorded part.  Training through it must give the plain loop's numbers
-    exactly, epoch by epoch, and the saved weights bit for bit."""
+    one-cycle schedule with its changing beta1) runs inside the recorded part.
+    Training through it must give the plain loop's numbers exactly, epoch by
+    epoch, and the saved weights bit for bit."""
     replays = []
 
     def stand_in(model, sample_args):
@@ -106,9 +106,9 @@ def test_recorded_passes_train_like_the_plain_loop_on_cuda(kmnist_dir, tmp_path,
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_the_improved_recipes_step_never_waits_for_the_gpu():
     """train.py's step with every part of the improved recipe (augmentation,
-    AdamW, one-cycle schedule, weight average, on-device totals), run with
-    PyTorch's sync debug mode set to raise on anything that makes the host
-    wait for the device."""
+    AdamW, one-cycle schedule, on-device totals), run with PyTorch's sync
+    debug mode set to raise on anything that makes the host wait for the
+    device."""
     from modules.lenet import LeNet
     from modules.recipes import RECIPES
 
@@ -119,7 +119,6 @@ def test_the_improved_recipes_step_never_waits_for_the_gpu():
     lossFn = recipe.loss_function()
     scheduler = recipe.schedule(opt, 4e-3, 1, 10)
     augment = recipe.augmentation(torch.Generator(device=device).manual_seed(0))
-    average = recipe.weight_average(model)
     x = torch.rand(64, 1, 28, 28, device=device)
     y = torch.randint(0, 10, (64,), device=device)
     total = torch.zeros((), device=device)
@@ -133,7 +132,6 @@ def test_the_improved_recipes_step_never_waits_for_the_gpu():
             loss.backward()
             opt.step()
             scheduler.step()
-            average.update(model)
             total += loss.detach() * y.size(0)
     finally:
         torch.cuda.set_sync_debug_mode("default")

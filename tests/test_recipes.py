@@ -9,7 +9,7 @@ from modules.augment import random_affine
 from modules.checkpoint import build_model, load_checkpoint
 from modules.data import CLASS_NAMES
 from modules.lenet import LeNet
-from modules.recipes import RECIPES, WeightAverage
+from modules.recipes import RECIPES
 
 
 def test_the_tutorial_recipe_builds_the_tutorials_parts():
@@ -22,7 +22,7 @@ def test_the_tutorial_recipe_builds_the_tutorials_parts():
     assert opt.defaults["weight_decay"] == 0 and opt.defaults["betas"] == (0.9, 0.999)
     assert type(tutorial.loss_function()) is torch.nn.NLLLoss
     assert tutorial.schedule(opt, 1e-3, 10, 100) is None
-    assert tutorial.augmentation(None) is None and tutorial.weight_average(model) is None
+    assert tutorial.augmentation(None) is None
 
     improved = RECIPES["improved"]
     opt = improved.optimizer(model, 4e-3, torch.device("cpu"))
@@ -38,32 +38,6 @@ def test_the_tutorial_recipe_builds_the_tutorials_parts():
     assert max(rates) == pytest.approx(4e-3) and rates[0] < 4e-4 and rates[-1] < 1e-5
     assert improved.augmentation(torch.Generator())(torch.zeros(2, 1, 28, 28)).shape == \
         (2, 1, 28, 28)
-
-
-def test_the_weight_average_gives_averagedmodels_numbers():
-    """WeightAverage keeps its count on the host; the numbers must be those of
-    torch's AveragedModel with the same warmed-up EMA, bit for bit."""
-    from torch.optim.swa_utils import AveragedModel
-
-    torch.manual_seed(0)
-    model = LeNet(1, 10)
-    ours = WeightAverage(model, decay=0.999)
-
-    def ema(averaged, current, count):
-        rate = torch.clamp((1 + count) / (10 + count), max=0.999)
-        torch._foreach_lerp_(averaged, current, 1 - rate)
-
-    theirs = AveragedModel(model, multi_avg_fn=ema, use_buffers=True)
-    for _ in range(30):
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(torch.randn_like(p))
-        ours.update(model)
-        theirs.update_parameters(model)
-    for (a, b) in zip(ours.module.parameters(), theirs.module.parameters()):
-        assert torch.equal(a, b)
-    # and it lags behind the weights it follows
-    assert not torch.equal(ours.module.conv1.weight, model.conv1.weight)
 
 
 def test_affine_with_no_distortion_is_the_identity():
@@ -96,14 +70,14 @@ def test_improved_recipe_runs_end_to_end(kmnist_dir, tmp_path):
             f"lr {improved.lr:g}") in result.stdout
     checkpoint = load_checkpoint(tmp_path / "model.pth")
     assert checkpoint["options"]["recipe"] == "improved"
-    # the saved weights are the plain LeNet's (the averaged copy, unwrapped)
+    # the saved weights are the plain LeNet's
     model = build_model(checkpoint, CLASS_NAMES)
     assert sum(p.numel() for p in model.parameters()) == 431_080
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert len(metrics["history"]["val_acc"]) == 2
     # the improved recipe holds out 5% of the training images, not 25%
     assert (metrics["train_samples"], metrics["val_samples"]) == (1900, 100)
-    assert metrics["test_accuracy"] > 0.6  # the weight average follows a short run too
+    assert metrics["test_accuracy"] > 0.6
     assert (tmp_path / "confusion_matrix.png").exists()
 
 
@@ -128,10 +102,9 @@ def table_rows(page, min_cells):
 
 def test_recipe_defaults_are_what_docs_recipes_says():
     """docs/recipes.md's table of recipes lists each recipe's defaults; they must match."""
-    rows = table_rows(os.path.join("docs", "recipes.md"), 10)
+    rows = table_rows(os.path.join("docs", "recipes.md"), 9)
     for name, recipe in RECIPES.items():
-        (_, epochs, batch, lr, split, augment, optimizer, schedule, smoothing, average) = \
-            rows[name][:10]
+        (_, epochs, batch, lr, split, augment, optimizer, schedule, smoothing) = rows[name][:9]
         assert (int(epochs), int(batch), float(lr)) == (recipe.epochs, recipe.batch_size,
                                                         recipe.lr), name
         train, val = (int(v) for v in split.split("/"))
@@ -140,8 +113,8 @@ def test_recipe_defaults_are_what_docs_recipes_says():
         assert optimizer == (f"AdamW, weight decay {recipe.weight_decay:g}"
                              if recipe.weight_decay else "Adam"), name
         assert schedule == ("one-cycle" if recipe.one_cycle else "constant"), name
-        assert smoothing == (f"{recipe.label_smoothing:g}" if recipe.label_smoothing else "none")
-        assert average == (f"EMA {recipe.ema_decay:g}" if recipe.ema_decay else "none"), name
+        assert smoothing == (f"{recipe.label_smoothing:g}" if recipe.label_smoothing
+                             else "none"), name
 
 
 def test_the_readmes_recipe_table_matches_the_code():
