@@ -2,11 +2,13 @@
 # python predict.py --model output/model.pth
 # python predict.py --image my_drawing.png [more.jpg folder/ ...]
 # python predict.py --draw
+# python predict.py --draw --browser
 """Classify random KMNIST test images (or your own pictures) with a trained LeNet.
 
 Prints the tutorial's lines, saves the annotated images as one grid picture
 and, where a display exists, shows each image in an OpenCV window.  With
---draw, a window to draw a character in, read by the model as you draw.
+--draw, a window to draw a character in, read by the model as you draw; with
+--draw --browser, the same as a page served to your web browser.
 """
 
 # import the necessary packages
@@ -20,18 +22,24 @@ from torch.utils.data import DataLoader, Subset
 
 from modules.checkpoint import build_model, load_checkpoint
 from modules.classify import class_probabilities, describe_top, top_classes
-from modules.cli import HelpFormatter, positive_int, seed_value
+from modules.cli import HelpFormatter, port_number, positive_int, seed_value
 from modules.data import CLASS_NAMES, KMNISTTensors, load_kmnist, whole_batch
 from modules.device import DEVICE_CHOICES, choose_device
 from modules.canvas import DrawingSession, reference_images
 from modules.display import annotate, display_problem, run_drawing_window, show_one_by_one
+from modules.draw_server import DrawingReader, is_loopback, page_address, start_server
 from modules.errors import UserError, run_main
 from modules.glyphs import GLYPH_HINT, class_labels, glyph_images, hiragana_font
-from modules.images import ImageProblem, expand_image_paths, load_character
+from modules.images import IMAGE_EXTENSIONS, ImageProblem, expand_image_paths, load_character
 from modules.paths import check_writable
 from modules.plots import CORRECT_COLOR, WRONG_COLOR, save_prediction_grid
 
 GREEN, RED, YELLOW = (0, 255, 0), (0, 0, 255), (0, 255, 255)  # BGR, as OpenCV draws
+# the saved grid and the window show at most this many images: drawing costs
+# far more than classifying (--num 2000 took 70.8 s and 2.8 GB when every
+# image was drawn, 6.7 s and 1.1 GB now: docs/performance.md), and a larger
+# grid is unreadable; every image is still classified and printed
+MAX_SHOWN = 50
 
 
 def parse_args(argv=None):
@@ -53,7 +61,15 @@ def parse_args(argv=None):
                          "light on dark; needs only the model file")
     ap.add_argument("--draw", action="store_true",
                     help="open a window to draw a character in with the mouse; the model "
-                         "reads it as you draw (needs a display)")
+                         "reads it as you draw (needs a display, or --browser)")
+    ap.add_argument("--browser", action="store_true",
+                    help="with --draw: serve the drawing as a page to open in a web browser "
+                         "instead of a window (no display needed)")
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="with --browser: the address to listen on; another than 127.0.0.1 "
+                         "lets other machines reach the page")
+    ap.add_argument("--port", type=port_number, default=8000,
+                    help="with --browser: the port to listen on (0: any free one)")
     ap.add_argument("-o", "--output", default=os.path.join("output", "predictions.png"),
                     help="where to save the annotated images as one picture")
     ap.add_argument("--no-display", action="store_true",
@@ -63,6 +79,12 @@ def parse_args(argv=None):
     ap.add_argument("--no-download", action="store_true",
                     help="never download; use only files already in --data-dir")
     args = ap.parse_args(argv)
+    served = [option for option, given in (("--host", args.host != "127.0.0.1"),
+                                           ("--port", args.port != 8000)) if given]
+    if served and not args.browser:
+        ap.error(f"{' and '.join(served)} go with --draw --browser")
+    if args.browser and not args.draw:
+        ap.error("--browser goes with --draw: python predict.py --draw --browser")
     if args.draw:
         clashes = [option for option, given in (("--image", args.image),
                                                 ("--num", args.num is not None),
@@ -75,16 +97,19 @@ def parse_args(argv=None):
 
 
 def classify_test_images(args, model, device, captions):
-    """The tutorial's predict step; returns (grid panels, window pictures, status)."""
+    """The tutorial's predict step; returns (grid panels, window pictures, number right)."""
     # load the KMNIST test dataset and randomly grab args.num images from it
     print("[INFO] loading the KMNIST test dataset...")
     testData = load_kmnist(args.data_dir, train=False, download=not args.no_download)
+    if args.num > len(testData):
+        raise UserError(f"--num {args.num:,} is more than the {len(testData):,} images of the "
+                        f"KMNIST test set; ask for at most {len(testData):,}")
     np.random.seed(args.seed)
     idxs = np.random.choice(range(len(testData)), size=(args.num,))
     testDataLoader = DataLoader(Subset(KMNISTTensors(testData, device), idxs), batch_size=1,
                                 collate_fn=whole_batch)
 
-    panels, pictures = [], []
+    panels, pictures, rightCount = [], [], 0
     # switch off autograd and loop over the test set
     with torch.inference_mode():
         for (image, label) in testDataLoader:
@@ -93,69 +118,107 @@ def classify_test_images(args, model, device, captions):
             (predIdx, gtIdx) = (pred.argmax(axis=1).item(), label.item())
             (gtLabel, predLabel) = (CLASS_NAMES[gtIdx], CLASS_NAMES[predIdx])
             print(f"[INFO] ground truth label: {gtLabel}, predicted label: {predLabel}")
+            right = gtIdx == predIdx
+            rightCount += right
+            if len(panels) == MAX_SHOWN:
+                continue
 
             # green text when right, red when wrong, as the tutorial draws it
             origImage = image[0, 0].cpu().numpy()
-            right = gtIdx == predIdx
             pictures.append(annotate(origImage, gtLabel, GREEN if right else RED))
             panels.append((origImage, f"true {captions[gtIdx]}\npred {captions[predIdx]}",
                            CORRECT_COLOR if right else WRONG_COLOR))
-    return panels, pictures, 0
+    return panels, pictures, rightCount
 
 
 def classify_own_images(args, model, device, captions):
-    """Classify image files: top 3 classes each; a bad file is reported, not fatal."""
-    panels, pictures, failed = [], [], 0
-    for path in expand_image_paths(args.image):
+    """Classify image files: top 3 classes each; a bad file is reported, not fatal.
+
+    Returns (grid panels, window pictures, files classified, exit status).
+    """
+    (paths, emptyFolders) = expand_image_paths(args.image)
+    for folder in emptyFolders:
+        print(f"[ERROR] {folder}: the folder holds no image files "
+              f"({', '.join(IMAGE_EXTENSIONS)})", file=sys.stderr)
+    panels, pictures, classified = [], [], 0
+    for path in paths:
         try:
             character = load_character(path)
         except ImageProblem as problem:
             print(f"[ERROR] {path}: {problem}", file=sys.stderr)
-            failed += 1
             continue
         probabilities = class_probabilities(model, character, device)
-        best = top_classes(probabilities)[0]
         print(f"{path}: {describe_top(probabilities)}")
+        classified += 1
+        if len(panels) == MAX_SHOWN:
+            continue
+        best = top_classes(probabilities)[0]
         pictures.append(annotate(character, CLASS_NAMES[best], YELLOW))
         panels.append((character, f"{os.path.basename(path)[:18]}\n{captions[best]} "
                                   f"{probabilities[best]:.0%}", "black"))
+    failed = len(paths) - classified
     if failed:
-        print(f"[ERROR] {failed} of {failed + len(panels)} files could not be classified",
+        print(f"[ERROR] {failed:,} of {len(paths):,} files could not be classified",
               file=sys.stderr)
-    return panels, pictures, 1 if failed else 0
+    return panels, pictures, classified, 1 if failed or emptyFolders else 0
 
 
 def draw_and_classify(args, model, device):
-    """--draw: a window to draw in; the model reads the drawing as it grows."""
+    """--draw: a window (or a page) to draw in; the model reads the drawing as it grows."""
     try:  # the reference strip shows real test images when the data set is here
         testData = load_kmnist(args.data_dir, train=False, download=False)
     except UserError:
         testData = None
-    glyphMasks = glyph_images(48)
-    if glyphMasks is None:
-        print(GLYPH_HINT)
     # one 28x28 image at a time: more threads only add waiting, and one keeps
     # the window live even while the machine is busy with something else
     torch.set_num_threads(1)
+    saveFolder = os.path.join(os.path.dirname(args.output) or ".", "drawings")
+    if args.browser:
+        # the browser draws the hiragana itself: no font needed here
+        reader = DrawingReader(model, device, reference_images(testData), saveFolder)
+        serve_drawing_page(reader, args.host, args.port)
+        return 0
+    glyphMasks = glyph_images(48)
+    if glyphMasks is None:
+        print(GLYPH_HINT)
     session = DrawingSession(model, device, reference_images(testData, glyphMasks),
-                             glyphMasks, save_folder=os.path.join(
-                                 os.path.dirname(args.output) or ".", "drawings"))
+                             glyphMasks, save_folder=saveFolder)
     print("[INFO] draw a character in the window with the left mouse button; "
           "z undoes a stroke, c clears, s saves the drawing, q or Esc quits")
     run_drawing_window(session)
     return 0
 
 
+def serve_drawing_page(reader, host, port):
+    """--draw --browser: serve the page until Ctrl-C."""
+    server = start_server(reader, host, port)
+    try:
+        address = page_address(server)
+        if not is_loopback(host):
+            print(f"[WARNING] listening on {host}: other machines that can reach this one can "
+                  "open the page and have drawings read; use it only on a network you trust",
+                  file=sys.stderr)
+        print(f"[INFO] drawing page at {address} : open it in a web browser; Ctrl-C stops "
+              "the server")
+        sshPort = server.server_address[1]
+        print(f"[INFO] from another machine over SSH: ssh -L {sshPort}:127.0.0.1:{sshPort} "
+              f"USER@THIS-MACHINE, then open http://127.0.0.1:{sshPort}/ there")
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
 def main(argv=None):
     args = parse_args(argv)
     check_writable(args.output, "--output")
     device = choose_device(args.device)
-    if args.draw:
+    if args.draw and not args.browser:
         problem = display_problem()
         if problem:
             raise UserError(f"--draw needs a window, and none can open here: {problem}. "
-                            "Draw on paper (or in any paint program) and classify the picture "
-                            "with `python predict.py --image PATH` instead.")
+                            "Draw in your web browser instead: `python predict.py --draw "
+                            "--browser` (or classify a picture of your drawing with "
+                            "`python predict.py --image PATH`).")
 
     # load the model from disk: weights and plain metadata only, never code
     print("[INFO] loading the model...")
@@ -170,18 +233,22 @@ def main(argv=None):
     glyphs = hiragana_font() is not None
     captions = class_labels(with_glyphs=glyphs)
     if args.image:
-        (panels, pictures, status) = classify_own_images(args, model, device, captions)
+        (panels, pictures, total, status) = classify_own_images(args, model, device, captions)
         title = "LeNet on your images (top class, probability)"
     else:
-        (panels, pictures, status) = classify_test_images(args, model, device, captions)
-        right = sum(colour == CORRECT_COLOR for (_, _, colour) in panels)
-        title = f"LeNet on {len(panels)} random KMNIST test images: {right} right"
+        (panels, pictures, right) = classify_test_images(args, model, device, captions)
+        (total, status) = (args.num, 0)
+        title = f"LeNet on {total:,} random KMNIST test images: {right:,} right"
     if not panels:
         return status
+    # past MAX_SHOWN images, the pictures show the first ones and say so
+    shown = "the" if len(panels) == total else f"the first {len(panels)} of {total:,}"
+    if len(panels) < total:
+        title += f" (the first {len(panels)} shown)"
 
     # always keep the annotated images as one picture
     save_prediction_grid(panels, args.output, title)
-    print(f"[INFO] saved the annotated images to {args.output}")
+    print(f"[INFO] saved {shown} annotated images to {args.output}")
     if not glyphs:
         print(GLYPH_HINT)
 
@@ -193,7 +260,7 @@ def main(argv=None):
         print(f"[INFO] no display to show the images on ({problem}); "
               f"see {args.output} instead")
         return status
-    print("[INFO] showing the images: press any key for the next, q or Esc to quit")
+    print(f"[INFO] showing {shown} images: press any key for the next, q or Esc to quit")
     show_one_by_one(pictures)
     return status
 

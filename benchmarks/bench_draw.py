@@ -7,6 +7,14 @@ must stay well under 30 ms for the canvas to feel live.
 
     python benchmarks/bench_draw.py [-m output/model.pth] [--repeats 200]
 
+With --browser, the page of `predict.py --draw --browser` instead, in
+headless Chromium (Debian's chromium and chromium-driver, and Selenium):
+strokes drawn with pointer events, and for each the time from the end of
+the stroke to the answer shown on the page, and the server's part of it (its
+Server-Timing header: reading the JSON, rendering, preprocessing, the
+model, encoding the pictures).  --screenshot PATH saves the page after a
+drawn character.
+
 Without a model file it uses an untrained LeNet (the time does not depend on
 the weights).  Needs no display.
 """
@@ -46,10 +54,78 @@ def sample_drawing():
     return canvas
 
 
+def tsu_drawing():
+    """One stroke shaped like つ (tsu), for the screenshot."""
+    t = np.linspace(0, 1, 40)
+    xs = 60 + 190 * np.sin(np.pi * 0.55 * t) + 20 * t
+    ys = 150 - 50 * np.sin(np.pi * t) + 110 * t ** 3
+    return [[[round(x), round(y)] for (x, y) in zip(xs, ys)]]
+
+
+def bench_browser(model, runs, screenshot, data_dir):
+    """The page in headless Chromium against a server in this process."""
+    import tempfile
+    import threading
+
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from browser import chromium, draw_strokes, wait_for  # the tests' Selenium helpers
+
+    from modules.data import load_kmnist
+    from modules.draw_server import DrawingReader, start_server
+    from modules.errors import UserError
+
+    try:
+        test_data = load_kmnist(data_dir, train=False, download=False)
+    except UserError:
+        test_data = None
+    with tempfile.TemporaryDirectory() as drawings:
+        reader = DrawingReader(model, torch.device("cpu"), reference_images(test_data),
+                               drawings, log=lambda line: None)
+        server = start_server(reader, "127.0.0.1", 0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        strokes = [[[round(x), round(y)] for (x, y) in stroke]
+                   for stroke in sample_drawing().strokes]
+        try:
+            with chromium(940, 780) as driver:
+                driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
+                wait_for(driver, "return document.body.dataset.ready === 'yes'")
+                done = 0
+                for _ in range(runs):
+                    for stroke in strokes:  # one at a time, each answer awaited
+                        draw_strokes(driver, [stroke])
+                        done += 1
+                        wait_for(driver, f"return document.body.dataset.readings === '{done}'")
+                    driver.find_element("tag name", "body").send_keys("c")
+                timings = driver.execute_script("return window.timings")
+                if screenshot:
+                    draw_strokes(driver, tsu_drawing())
+                    wait_for(driver, f"return document.body.dataset.readings === '{done + 1}'")
+                    driver.save_screenshot(screenshot)
+                    print(f"saved {screenshot}: the page reads "
+                          f"{driver.execute_script('return document.body.dataset.top')}")
+        finally:
+            server.shutdown()
+            server.server_close()
+    timings = timings[2:]  # the first strokes warm up the browser, PyTorch and the caches
+    for name in ("total", "server"):
+        times = [t[name] for t in timings]
+        label = {"total": "end of stroke -> answer on the page",
+                 "server": "of which the server (Server-Timing)"}[name]
+        print(f"{label:>38}: median {statistics.median(times):6.2f} ms, "
+              f"worst {max(times):6.2f} ms ({len(times)} strokes)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-m", "--model", default=os.path.join(ROOT, "output", "model.pth"))
     ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--browser", action="store_true",
+                    help="time the page of --draw --browser in headless Chromium")
+    ap.add_argument("--runs", type=int, default=20,
+                    help="with --browser: how many times the sample drawing is drawn")
+    ap.add_argument("--screenshot", help="with --browser: save the page here")
+    ap.add_argument("--data-dir", default=os.path.join(ROOT, "data"),
+                    help="with --browser: the reference strip's test images, if present")
     args = ap.parse_args()
     if os.path.exists(args.model):
         model = build_model(load_checkpoint(args.model), CLASS_NAMES)
@@ -59,6 +135,9 @@ def main():
         print("model: an untrained LeNet (no model file found)")
     device = torch.device("cpu")
     torch.set_num_threads(1)  # as predict.py --draw does
+    if args.browser:
+        bench_browser(model, args.runs, args.screenshot, args.data_dir)
+        return
     canvas = sample_drawing()
     glyphs = glyph_images(48)
     references = reference_images(None, glyphs)

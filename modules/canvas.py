@@ -68,6 +68,11 @@ class Canvas:
     def _inside(self, x, y):
         return (min(max(int(x), 0), self.size - 1), min(max(int(y), 0), self.size - 1))
 
+    def add_stroke(self, points):
+        """Add a whole finished stroke, a list of (x, y) points (the browser
+        page sends its strokes this way)."""
+        self.strokes.append([self._inside(x, y) for (x, y) in points])
+
     def start_stroke(self, x, y):
         self.strokes.append([self._inside(x, y)])
         self._drawing = True
@@ -113,16 +118,23 @@ class Canvas:
     def save(self, folder):
         """Write the drawing as a PNG (black on white) into ``folder``; its path.
 
-        Files are numbered (drawing-001.png, ...) and never overwritten.
+        Files are numbered (drawing-001.png, ...) and never overwritten: each
+        name is claimed with an exclusive create, so two saves at the same
+        moment (two browser tabs) get two files.
         """
+        (encoded, png) = cv2.imencode(".png", self.image())
+        if not encoded:
+            raise OSError("OpenCV could not encode the drawing as PNG")
         os.makedirs(folder, exist_ok=True)
         number = 1
-        while os.path.exists(os.path.join(folder, f"drawing-{number:03d}.png")):
-            number += 1
-        path = os.path.join(folder, f"drawing-{number:03d}.png")
-        if not cv2.imwrite(path, self.image()):
-            raise OSError(f"OpenCV could not write {path}")
-        return path
+        while True:
+            path = os.path.join(folder, f"drawing-{number:03d}.png")
+            try:
+                with open(path, "xb") as f:
+                    f.write(png.tobytes())
+                return path
+            except FileExistsError:
+                number += 1
 
 
 class Reading:
@@ -250,18 +262,31 @@ def compose(canvas_image, reading, references, glyph_masks=None, base=None):
                       -1)
         _text(picture, f"{p:.0%}", (bar_left + bar_width + 6, y + 26), 0.5, TEXT)
 
-    # conv1's 20 feature maps, what the first layer responds to: enlarged
-    # and stacked, coloured in one call, then placed in two rows of ten
-    scale = max(float(reading.maps.max()), 1e-6)
+    # conv1's 20 feature maps, what the first layer responds to
+    maps = feature_map_grid(reading.maps)
+    picture[MAPS_TOP:MAPS_TOP + maps.shape[0], SIDE_LEFT:SIDE_LEFT + maps.shape[1]] = maps
+    return picture
+
+
+def feature_map_grid(maps, columns=10, gap=4):
+    """conv1's feature maps as one BGR picture: each map enlarged to MAP_SIZE,
+    all on one brightness scale, coloured with magma (bright = strong
+    response), in rows of ``columns`` with ``gap`` pixels of BACKGROUND."""
+    scale = max(float(maps.max()), 1e-6)
+    # stacked, so that they are coloured in one call
     stack = np.vstack([cv2.resize((np.clip(fmap / scale, 0, 1) * 255).astype(np.uint8),
                                   (MAP_SIZE, MAP_SIZE), interpolation=cv2.INTER_NEAREST)
-                       for fmap in reading.maps])
+                       for fmap in maps])
     tiles = cv2.applyColorMap(stack, cv2.COLORMAP_MAGMA).reshape(-1, MAP_SIZE, MAP_SIZE, 3)
+    rows = -(-len(tiles) // columns)
+    grid = np.empty((rows * (MAP_SIZE + gap) - gap, columns * (MAP_SIZE + gap) - gap, 3),
+                    np.uint8)
+    grid[:] = BACKGROUND
     for k, tile in enumerate(tiles):
-        (row, col) = divmod(k, 10)
-        y, x = MAPS_TOP + row * (MAP_SIZE + 4), SIDE_LEFT + col * (MAP_SIZE + 4)
-        picture[y:y + MAP_SIZE, x:x + MAP_SIZE] = tile
-    return picture
+        (row, col) = divmod(k, columns)
+        y, x = row * (MAP_SIZE + gap), col * (MAP_SIZE + gap)
+        grid[y:y + MAP_SIZE, x:x + MAP_SIZE] = tile
+    return grid
 
 
 def canvas_origin():

@@ -125,7 +125,8 @@ def _zip_damage(path):
             bad = archive.testzip()  # reads every member and checks its CRC
             return f"{bad} inside it fails its checksum" if bad else None
     except (zipfile.BadZipFile, EOFError) as error:
-        return f"it starts as a zip archive, as model files do, but {error}"
+        return ("it starts as a zip archive, as model files do, but the rest of the archive "
+                f"is missing or broken; Python's zipfile says: {error}")
 
 
 def load_checkpoint(path):
@@ -135,6 +136,9 @@ def load_checkpoint(path):
                               "Train one first with `python train.py` (or pass -m/--model).")
     if os.path.isdir(path):
         raise CheckpointError(f"{path} is a folder, not a model file")
+    if not os.path.isfile(path):  # reading a named pipe would wait forever
+        raise CheckpointError(f"{path} is not a regular file (a named pipe or a device?), "
+                              "not a model file")
     kind = _file_kind(path)
     if kind not in ("zip", "pickle"):
         raise CheckpointError(f"{path} is not a PyTorch model file: it is {kind}. Pass the "

@@ -41,6 +41,14 @@ def seed_value(text):
     return value
 
 
+def port_number(text):
+    """A TCP port: 0 (any free one) to 65535."""
+    value = _whole_number(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535, got {value}")
+    return value
+
+
 def _number(text):
     try:
         return float(text)

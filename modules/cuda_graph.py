@@ -41,9 +41,9 @@ def record_training_graph(model, batch_shape, amp_dtype=None):
     sample = sample.contiguous(memory_format=torch.channels_last)  # as the loop feeds it
     model.train()
     try:
-        # mixed precision is recorded as it will run; PyTorch records it only
-        # with autocast's weight cache off
-        with torch.autocast("cuda", dtype=amp_dtype or torch.float32,
+        # mixed precision is recorded as it will run, on the model's device
+        # (PyTorch records it only with autocast's weight cache off)
+        with torch.autocast(sample.device.type, dtype=amp_dtype or torch.float32,
                             enabled=amp_dtype is not None, cache_enabled=False):
             graphed = torch.cuda.make_graphed_callables(model, (sample,))
     except (RuntimeError, AssertionError) as error:

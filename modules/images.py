@@ -8,6 +8,7 @@ shrink with area interpolation (which averages instead of dropping pixels).
 """
 
 import os
+import stat
 import struct
 from typing import NamedTuple
 
@@ -36,16 +37,28 @@ class ImageProblem(Exception):
 
 
 def expand_image_paths(paths):
-    """Files as given, folders replaced by the image files inside them (sorted)."""
-    expanded = []
+    """Files as given, folders replaced by the image files inside them (sorted).
+
+    Returns (files, folders that hold no image file): an empty folder is
+    reported by the caller, not counted as a file that could not be read.
+    """
+    (files, empty_folders) = ([], [])
     for path in paths:
         if os.path.isdir(path):
             inside = sorted(os.path.join(path, name) for name in os.listdir(path)
                             if name.lower().endswith(IMAGE_EXTENSIONS))
-            expanded.extend(inside or [path])  # an empty folder is reported, not skipped
+            files.extend(inside)
+            if not inside:
+                empty_folders.append(path)
         else:
-            expanded.append(path)
-    return expanded
+            files.append(path)
+    return files, empty_folders
+
+
+# what a path that is not a regular file is instead (reading one could wait
+# forever: a named pipe blocks until something writes to it)
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
 class Header(NamedTuple):
@@ -150,10 +163,20 @@ def _decode(path):
 
 def read_grayscale(path):
     """The file as a 2-D uint8 array; transparency is laid over white paper."""
-    if os.path.isdir(path):
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        raise ImageProblem("no such file") from None
+    except OSError as error:
+        raise ImageProblem(f"cannot be read ({error.strerror})") from None
+    if stat.S_ISDIR(status.st_mode):
         raise ImageProblem("folder holds no image files")
-    if not os.path.exists(path):
-        raise ImageProblem("no such file")
+    if not stat.S_ISREG(status.st_mode):
+        kind = next((name for (test, name) in _SPECIAL_FILES if test(status.st_mode)),
+                    "a special file")
+        raise ImageProblem(f"this is {kind}, not an image file")
+    if status.st_size == 0:
+        raise ImageProblem("the file is empty")
     image = _decode(path)
     if image is None or image.size == 0:
         raise ImageProblem("not an image file that OpenCV can read")

@@ -14,13 +14,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kmnist_files import write_kmnist  # noqa: E402
 
 
-def run_script(script, *args, env=None, cwd=None):
+def run_script(script, *args, env=None, cwd=None, timeout=600):
     """Run train.py or predict.py as a user would; returns the CompletedProcess."""
     environment = dict(os.environ if env is None else env)
     environment.setdefault("PYTHONUNBUFFERED", "1")
     return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)],
                           capture_output=True, text=True, env=environment, cwd=cwd or ROOT,
-                          timeout=600)
+                          timeout=timeout)
 
 
 def headless_env():
@@ -47,6 +47,20 @@ def trained(kmnist_dir, tmp_path_factory):
                         env=headless_env())
     assert result.returncode == 0, result.stdout + result.stderr
     return out, result
+
+
+@pytest.fixture(scope="session")
+def framed_model_file(tmp_path_factory):
+    """A model trained (2 epochs on CPU) on generated characters framed like
+    KMNIST's, so that it reads the same characters drawn on a canvas, which
+    --draw frames that way too (the plain generated data is not framed)."""
+    root = tmp_path_factory.mktemp("framed")
+    write_kmnist(root, n_train=2000, n_test=200, frame=True)
+    result = run_script("train.py", "--data-dir", root, "--epochs", 2, "--device", "cpu",
+                        "--no-download", "-m", root / "model.pth", "-p", root / "plot.png",
+                        env=headless_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root / "model.pth"
 
 
 needs_virtual_display = pytest.mark.skipif(

@@ -57,14 +57,26 @@ def make_split(count, rng, patterns):
     return (np.clip(images, 0, 1) * 255).astype(np.uint8), labels.astype(np.uint8)
 
 
-def write_kmnist(root, n_train=600, n_test=200, seed=0, gzipped=False):
-    """Write the four files under ``root``/KMNIST/raw/; returns that folder."""
+def framed(images):
+    """Each image cropped to its character and scaled to fill the square, as
+    KMNIST's makers framed theirs and as --image and --draw frame a picture."""
+    from modules.images import to_kmnist_input
+
+    return np.stack([(to_kmnist_input(image) * 255).round().astype(np.uint8)
+                     for image in images])
+
+
+def write_kmnist(root, n_train=600, n_test=200, seed=0, gzipped=False, frame=False):
+    """Write the four files under ``root``/KMNIST/raw/; returns that folder.
+    ``frame``: characters framed like KMNIST's (see ``framed``)."""
     raw = os.path.join(root, "KMNIST", "raw")
     os.makedirs(raw, exist_ok=True)
     rng = np.random.default_rng(seed + 1)
     patterns = class_patterns(seed)
     for split, count in (("train", n_train), ("test", n_test)):
         images, labels = make_split(count, rng, patterns)
+        if frame:
+            images = framed(images)
         for kind, array in (("images", images), ("labels", labels)):
             path = os.path.join(raw, FILE_NAMES[(split, kind)])
             data = idx_bytes(array)

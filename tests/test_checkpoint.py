@@ -84,7 +84,18 @@ def test_truncated_file_is_called_damaged(tmp_path):
     path = saved(tmp_path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="is damaged or truncated .*train again"):
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert str(caught.value) == (
+        f"{path} is damaged or truncated (it starts as a zip archive, as model files do, but "
+        "the rest of the archive is missing or broken; Python's zipfile says: File is not a "
+        "zip file); train again with `python train.py`, or copy the file again.")
+
+
+def test_a_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path):
+    path = tmp_path / "model.pth"
+    os.mkfifo(path)
+    with pytest.raises(CheckpointError, match="is not a regular file"):
         load_checkpoint(path)
 
 

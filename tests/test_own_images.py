@@ -82,8 +82,9 @@ def test_folders_expand_to_their_images(tmp_path):
     for name in ("b.png", "a.jpg", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "empty").mkdir()
-    paths = expand_image_paths([str(tmp_path), str(tmp_path / "empty")])
-    assert [os.path.basename(p) for p in paths] == ["a.jpg", "b.png", "empty"]
+    (paths, empty) = expand_image_paths([str(tmp_path), str(tmp_path / "empty")])
+    assert [os.path.basename(p) for p in paths] == ["a.jpg", "b.png"]
+    assert empty == [str(tmp_path / "empty")]  # reported apart, not counted as a file
 
 
 def test_predict_on_image_files_reports_each_and_fails_for_the_bad_ones(trained, tmp_path):
@@ -118,6 +119,35 @@ def test_predict_on_image_files_reports_each_and_fails_for_the_bad_ones(trained,
     assert "missing.png: no such file" in err
     assert "3 of 5 files could not be classified" in err and "Traceback" not in err
     assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_pipe_an_empty_file_and_an_empty_folder_are_each_reported(trained, tmp_path):
+    out, _ = trained
+    cv2.imwrite(str(tmp_path / "good.png"), 255 - glyph_canvas())
+    os.mkfifo(tmp_path / "pipe.png")  # reading it would wait for a writer forever
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "nothing").mkdir()
+    result = run_script("predict.py", "-m", out / "model.pth", "--no-display", "--image",
+                        tmp_path / "pipe.png", tmp_path / "empty.png", tmp_path / "nothing",
+                        tmp_path / "good.png", "-o", tmp_path / "g.png", env=headless_env(),
+                        timeout=120)
+    assert result.returncode == 1
+    assert result.stdout.count("good.png: ") == 1
+    assert result.stderr.splitlines() == [
+        f"[ERROR] {tmp_path / 'nothing'}: the folder holds no image files (.png, .jpg, .jpeg, "
+        ".bmp, .tif, .tiff, .webp, .pbm, .pgm, .ppm)",
+        f"[ERROR] {tmp_path / 'pipe.png'}: this is a named pipe, not an image file",
+        f"[ERROR] {tmp_path / 'empty.png'}: the file is empty",
+        "[ERROR] 2 of 3 files could not be classified"]
+
+
+def test_an_empty_folder_alone_is_not_counted_as_a_file(trained, tmp_path):
+    out, _ = trained
+    result = run_script("predict.py", "-m", out / "model.pth", "--no-display", "--image",
+                        tmp_path, "-o", tmp_path / "g.png", env=headless_env())
+    assert result.returncode == 1
+    assert result.stderr == (f"[ERROR] {tmp_path}: the folder holds no image files (.png, .jpg, "
+                             ".jpeg, .bmp, .tif, .tiff, .webp, .pbm, .pgm, .ppm)\n")
 
 
 def test_own_images_need_no_data_set(trained, tmp_path):

@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -7,6 +8,7 @@ import pytest
 
 from conftest import (ROOT, headless_env, needs_virtual_display, run_script, started,
                       virtual_display, wait_for_window)
+from kmnist_files import write_kmnist
 from modules import display
 
 
@@ -36,6 +38,53 @@ def test_same_seed_picks_the_same_images_and_num_is_honoured(trained, kmnist_dir
     assert runs[0].returncode == 0 and runs[0].stdout == runs[1].stdout
     assert runs[0].stdout.count("[INFO] ground truth label:") == 4
     assert "no display" not in runs[0].stdout
+
+
+def test_num_beyond_the_test_set_is_refused(trained, kmnist_dir, tmp_path):
+    out, _ = trained
+    result = run_script("predict.py", "-m", out / "model.pth", "--data-dir", kmnist_dir,
+                        "--no-download", "--no-display", "--num", 201, "-o", tmp_path / "p.png",
+                        env=headless_env())
+    assert result.returncode == 1
+    assert result.stderr == ("[ERROR] --num 201 is more than the 200 images of the KMNIST "
+                             "test set; ask for at most 200\n")
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_many_images_are_all_printed_but_the_picture_shows_the_first_50(trained, kmnist_dir,
+                                                                        tmp_path):
+    from PIL import Image
+
+    out, _ = trained
+    grid = tmp_path / "grid.png"
+    result = run_script("predict.py", "-m", out / "model.pth", "--data-dir", kmnist_dir,
+                        "--no-download", "--num", 200, "-o", grid, env=headless_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("[INFO] ground truth label: ") == 200
+    assert f"[INFO] saved the first 50 of 200 annotated images to {grid}\n" in result.stdout
+    # 10 rows of 5 panels (2.3 x 2.6 inches each, a 0.4 inch title, 100 dpi),
+    # where all 200 would make 40 rows
+    with Image.open(grid) as picture:
+        assert picture.size == (1150, 2640)
+
+
+def test_ctrl_c_stops_a_long_prediction(trained, tmp_path):
+    """10,000 test images take seconds; SIGINT after the first lines ends the run
+    at once with the usual message and exit code 130."""
+    out, _ = trained
+    write_kmnist(tmp_path, n_train=10, n_test=10_000)
+    with started([os.path.join(ROOT, "predict.py"), "-m", out / "model.pth", "--data-dir",
+                  tmp_path, "--no-download", "--no-display", "--num", 10_000,
+                  "-o", tmp_path / "p.png"], headless_env()) as predict:
+        for _ in range(20):  # wait until it is classifying
+            assert predict.stdout.readline().startswith("[INFO] ")
+        predict.send_signal(signal.SIGINT)
+        (stdout, stderr) = predict.communicate(timeout=30)
+    assert predict.returncode == 130, stderr
+    assert stderr.endswith("[ERROR] interrupted; earlier output files were left as they were\n")
+    assert "Traceback" not in stderr
+    assert stdout.count("[INFO] ground truth label: ") < 9_000
+    assert not (tmp_path / "p.png").exists()
 
 
 def test_missing_model_file(kmnist_dir, tmp_path):
