@@ -36,6 +36,9 @@ def run_main(main, argv=None):
         print(f"[ERROR] {error}", file=sys.stderr)
         status = error.exit_code
     except KeyboardInterrupt:
+        # a second Ctrl-C would only interrupt the libraries' own clean-up at
+        # exit, with a traceback: we are stopping already
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         # outputs are written atomically, so an interrupted run leaves the
         # previous files as they were
         print("\n[ERROR] interrupted; earlier output files were left as they were", file=sys.stderr)
