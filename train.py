@@ -221,8 +221,12 @@ def main(argv=None):
 
             # add the loss to the total training loss so far (the batch's
             # mean times its size, so that the last, smaller batch counts for
-            # what it is) and calculate the number of correct predictions
-            totalTrainLoss += loss.detach() * y.size(0)
+            # what it is) and calculate the number of correct predictions;
+            # the history compares plain NLL with plain NLL, so where the
+            # recipe minimises a label-smoothed loss, the NLL is taken apart
+            batchNLL = (F.nll_loss(pred.detach().float(), y) if recipe.label_smoothing
+                        else loss.detach())
+            totalTrainLoss += batchNLL * y.size(0)
             trainCorrect += (pred.argmax(1) == y).sum()
 
         # switch off autograd for evaluation

@@ -31,10 +31,12 @@ def save_training_plot(history, path):
     with style.context("ggplot"):  # the tutorial's look, for this figure only
         fig = Figure(figsize=(8, 5))
         ax = fig.subplots()
-        ax.plot(epochs, history["train_loss"], label="train_loss")
-        ax.plot(epochs, history["val_loss"], label="val_loss")
-        ax.plot(epochs, history["train_acc"], label="train_acc")
-        ax.plot(epochs, history["val_acc"], label="val_acc")
+        # a marker on every epoch's point: one epoch has no line to draw
+        for name in ("train_loss", "val_loss", "train_acc", "val_acc"):
+            ax.plot(epochs, history[name], label=name, marker="o", markersize=4)
+        if len(epochs) == 1:  # else the axis spans 0.945-1.05
+            ax.set_xlim(0.5, 1.5)
+            ax.set_xticks([1])
         ax.set_title("Training Loss and Accuracy on Dataset")
         ax.set_xlabel("Epoch #")
         ax.set_ylabel("Loss/Accuracy")

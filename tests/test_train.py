@@ -81,6 +81,41 @@ def test_loss_history_is_plain_per_sample_numbers(trained):
     assert history["train_loss"][1] < history["train_loss"][0]
 
 
+def test_train_loss_is_plain_nll_also_where_the_recipe_smooths_labels(kmnist_dir, tmp_path,
+                                                                      capsys, monkeypatch):
+    """With label smoothing 0.1 over ten classes the training objective cannot
+    fall below 0.50 (the entropy of the smoothed target), while the plain NLL
+    of a model that fits the data does: the history must hold the NLL, as for
+    validation, so that the plot compares like with like."""
+    from dataclasses import replace
+
+    smoothing = replace(train.RECIPES["tutorial"], label_smoothing=0.1)
+    monkeypatch.setitem(train.RECIPES, "tutorial", smoothing)
+    code, out, err = run_train(["--data-dir", kmnist_dir, "--epochs", 3, "--no-download",
+                                "--device", "cpu", "-m", tmp_path / "m.pth",
+                                "-p", tmp_path / "p.png"], capsys)
+    assert code == 0, err
+    history = json.loads((tmp_path / "metrics.json").read_text())["history"]
+    assert history["val_loss"][-1] < 0.3  # the model fits: its plain NLL is low
+    assert history["train_loss"][-1] < 0.45  # below what the smoothed loss can reach
+    assert f"Train loss: {history['train_loss'][-1]:.6f}" in out
+
+
+def test_one_epoch_plot_shows_its_points(kmnist_dir, tmp_path):
+    from modules.plots import save_training_plot
+
+    history = {"train_loss": [0.2], "val_loss": [0.3], "train_acc": [0.95], "val_acc": [0.9]}
+    save_training_plot(history, tmp_path / "plot.png")
+    picture = cv2.imread(str(tmp_path / "plot.png"))
+    # ggplot's grey background, white grid and dark text have no strong
+    # colour: strongly coloured pixels in the middle of the axes, away from
+    # the legend, can only be the epoch's points
+    (height, width, _) = picture.shape
+    middle = picture[:, width // 2 - 80:width // 2 + 80].astype(int)
+    coloured = (middle.max(axis=2) - middle.min(axis=2)) > 100
+    assert coloured.sum() > 40
+
+
 def test_same_seed_gives_the_same_weights(kmnist_dir, tmp_path, capsys):
     weights = []
     for run in ("a", "b", "c"):
