@@ -3,8 +3,9 @@
 Every image in a batch gets its own small rotation, scale, shear and shift,
 done in one ``affine_grid``/``grid_sample`` call on the batch tensor (on the
 same device as the batch), so augmentation costs little next to training
-(measured on a 2-core AVX2 CPU: 17 ms a batch of 256, 5% of a float32
-training step). No flips: a mirrored character is a different (or no)
+(measured on a 2-core Zen 4 VM, torch 2.14.1, median of 60: 1.0 ms for a
+batch of 256, against 17.5 ms for the improved recipe's whole bfloat16 step
+and 25.1 ms for a float32 one). No flips: a mirrored character is a different (or no)
 character.
 """
 
