@@ -10,11 +10,14 @@ never run code hidden in it (a whole pickled model, as the tutorial's
 import os
 import pickle
 import pickletools
+import platform
 import re
 import zipfile
 
 import torch
+import torchvision
 
+from modules.data import CLASS_NAMES, HIRAGANA
 from modules.errors import UserError
 from modules.lenet import LeNet
 from modules.paths import atomic_output
@@ -25,6 +28,25 @@ CHECKPOINT_VERSION = 1
 
 class CheckpointError(UserError):
     """The model file is missing, unreadable or not one of ours."""
+
+
+def model_metadata(model):
+    """What a checkpoint says about its model, read off the model itself: the
+    architecture ``build_model`` rebuilds, the classes and the input it expects."""
+    return {
+        "architecture": {"name": type(model).__name__, "numChannels": model.conv1.in_channels,
+                         "classes": model.fc2.out_features},
+        "class_names": list(CLASS_NAMES),
+        "hiragana": list(HIRAGANA),
+        "input": {"height": 28, "width": 28, "channels": model.conv1.in_channels,
+                  "scaling": "pixel / 255, white ink on a black background"},
+    }
+
+
+def versions():
+    """The library versions a model was trained with, for its metadata."""
+    return {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+            "python": platform.python_version()}
 
 
 def save_checkpoint(path, model, metadata):

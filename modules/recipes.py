@@ -1,14 +1,13 @@
 """Training recipes: the tutorial's, and opt-in better ones for the same LeNet.
 
 A recipe only decides how LeNet is trained (optimizer, loss, schedule,
-augmentation, epochs); the network itself never changes.
-train.py asks the recipe for each part where the tutorial creates it.
+augmentation, epochs); the network itself never changes.  train.py reads
+the recipe where the tutorial creates each part: Adam or AdamW and NLLLoss
+or label smoothing in place, the schedule and the augmentation from here.
 """
 
 from dataclasses import dataclass, replace
 
-from torch import nn
-from torch.optim import Adam, AdamW
 from torch.optim.lr_scheduler import OneCycleLR
 
 from modules.augment import random_affine
@@ -27,24 +26,6 @@ class Recipe:
     weight_decay: float = 0.0  # AdamW's decoupled weight decay; 0 means plain Adam
     one_cycle: bool = False  # warm up to lr, then anneal to almost zero
     label_smoothing: float = 0.0
-
-    def optimizer(self, model, lr, device):
-        """Adam, as in the tutorial, or AdamW where the recipe decays weights."""
-        # the fused kernel updates all weights in one pass, where PyTorch has one
-        fused = True if device.type in ("cpu", "cuda") else None
-        if self.weight_decay:
-            return AdamW(model.parameters(), lr=lr, weight_decay=self.weight_decay, fused=fused)
-        return Adam(model.parameters(), lr=lr, fused=fused)
-
-    def loss_function(self):
-        """NLLLoss, as in the tutorial, or the same loss with label smoothing.
-
-        LeNet already outputs log-probabilities; log_softmax leaves those
-        unchanged, so CrossEntropyLoss on them is NLLLoss plus the smoothing.
-        """
-        if self.label_smoothing:
-            return nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
-        return nn.NLLLoss()
 
     def schedule(self, opt, lr, epochs, steps_per_epoch):
         """The one-cycle learning-rate schedule (stepped once per batch), or None."""

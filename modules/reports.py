@@ -1,7 +1,6 @@
-"""Everything train.py writes after the test evaluation: the model file and
-the reports on what the network learned and got wrong.
+"""What train.py writes beside the model file after the test evaluation: the
+reports on what the network learned and got wrong.
 
-    model.pth             weights (state_dict) plus plain metadata
     confusion_matrix.png  true against predicted class on the test set
     mistakes.png          the 25 most confident mistakes
     filters.png           conv1's filters, conv1's and conv2's feature maps
@@ -12,14 +11,12 @@ The pictures and the metrics go next to the model file.
 
 import json
 import os
-import platform
 import time
 
 import torch
-import torchvision
 from sklearn.metrics import confusion_matrix
 
-from modules.checkpoint import save_checkpoint
+from modules.checkpoint import versions
 from modules.data import CLASS_NAMES, HIRAGANA
 from modules.glyphs import GLYPH_HINT, hiragana_font
 from modules.paths import atomic_output
@@ -47,8 +44,8 @@ def print_confused_pairs(matrix, count=3):
               f"{matrix[j, i]} {CLASS_NAMES[j]} as {CLASS_NAMES[i]})")
 
 
-def save_model_and_reports(model, options, history, test, run):
-    """Write the model file and every report, and say where they went.
+def save_reports(model, options, history, test, run):
+    """Write every report beside the model file, and say where all went.
 
     ``test`` holds the test set's ``images`` (N x 28 x 28 uint8), ``targets``,
     the model's ``log_probs``, ``loss`` and ``accuracy``; ``run`` holds
@@ -69,19 +66,6 @@ def save_model_and_reports(model, options, history, test, run):
     if hiragana_font() is None:
         print(GLYPH_HINT)
 
-    # serialize the model to disk: weights plus plain metadata only
-    versions = {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
-                "python": platform.python_version()}
-    save_checkpoint(options["model"], model, {
-        "architecture": {"name": "LeNet", "numChannels": 1, "classes": len(CLASS_NAMES)},
-        "class_names": list(CLASS_NAMES),
-        "hiragana": list(HIRAGANA),
-        "input": {"height": 28, "width": 28, "channels": 1,
-                  "scaling": "pixel / 255, white ink on a black background"},
-        "options": options,
-        "test_accuracy": test["accuracy"],
-        "versions": versions,
-    })
     metrics = {
         "history": history,
         "test_loss": test["loss"],
@@ -96,7 +80,7 @@ def save_model_and_reports(model, options, history, test, run):
         "device": run["device"],
         "precision": run["precision"],
         "torch_threads": torch.get_num_threads(),
-        "versions": versions,
+        "versions": versions(),
     }
     with atomic_output(paths["metrics.json"]) as tmp_path, open(tmp_path, "w") as f:
         json.dump(metrics, f, indent=2)

@@ -115,8 +115,10 @@ def test_the_improved_recipes_step_never_waits_for_the_gpu():
     device = torch.device("cuda")
     recipe = RECIPES["improved"]
     model = LeNet(1, 10).to(device, memory_format=torch.channels_last)
-    opt = recipe.optimizer(model, 4e-3, device)
-    lossFn = recipe.loss_function()
+    # as train.py builds them for this recipe
+    opt = torch.optim.AdamW(model.parameters(), lr=4e-3, weight_decay=recipe.weight_decay,
+                            fused=True)
+    lossFn = torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     scheduler = recipe.schedule(opt, 4e-3, 1, 10)
     augment = recipe.augmentation(torch.Generator(device=device).manual_seed(0))
     x = torch.rand(64, 1, 28, 28, device=device)

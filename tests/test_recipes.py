@@ -12,22 +12,51 @@ from modules.lenet import LeNet
 from modules.recipes import RECIPES
 
 
-def test_the_tutorial_recipe_builds_the_tutorials_parts():
-    """What train.py gets from the tutorial recipe: Adam at 1e-3 and NLLLoss,
-    nothing else; and from the improved one, each of its extra parts."""
-    model = LeNet(1, 10)
-    tutorial = RECIPES["tutorial"]
-    opt = tutorial.optimizer(model, 1e-3, torch.device("cpu"))
-    assert type(opt) is torch.optim.Adam and opt.defaults["lr"] == 1e-3
-    assert opt.defaults["weight_decay"] == 0 and opt.defaults["betas"] == (0.9, 0.999)
-    assert type(tutorial.loss_function()) is torch.nn.NLLLoss
-    assert tutorial.schedule(opt, 1e-3, 10, 100) is None
-    assert tutorial.augmentation(None) is None
+@pytest.mark.parametrize("recipe, optimizer, lr, weight_decay, loss, smoothing", [
+    ("tutorial", torch.optim.Adam, 1e-3, 0, torch.nn.NLLLoss, None),
+    ("improved", torch.optim.AdamW, 4e-3, 0.05, torch.nn.CrossEntropyLoss, 0.1),
+])
+def test_train_builds_each_recipes_optimizer_and_loss(kmnist_dir, tmp_path, monkeypatch,
+                                                      capsys, recipe, optimizer, lr,
+                                                      weight_decay, loss, smoothing):
+    """What train.py builds where the tutorial builds its Adam and NLLLoss,
+    caught as it is built: the tutorial's, or AdamW and label smoothing."""
+    import train
+    from modules.errors import run_main
 
+    built = []
+
+    def spy(cls):
+        def build(*args, **kwargs):
+            built.append(cls(*args, **kwargs))
+            return built[-1]
+        return build
+
+    for name in ("Adam", "AdamW"):
+        monkeypatch.setattr(train, name, spy(getattr(torch.optim, name)))
+    for name in ("NLLLoss", "CrossEntropyLoss"):
+        monkeypatch.setattr(torch.nn, name, spy(getattr(torch.nn, name)))
+    with pytest.raises(SystemExit) as done:
+        run_main(train.main, ["--recipe", recipe, "--epochs", "1", "--data-dir",
+                              str(kmnist_dir), "--no-download", "--device", "cpu",
+                              "-m", str(tmp_path / "m.pth"), "-p", str(tmp_path / "p.png")])
+    assert done.value.code == 0, capsys.readouterr().err
+    (opt, lossFn) = built
+    assert type(opt) is optimizer and opt.defaults["lr"] == lr
+    assert opt.defaults["weight_decay"] == weight_decay
+    assert opt.defaults["betas"] == (0.9, 0.999)  # Adam's defaults, as the tutorial's
+    assert type(lossFn) is loss
+    assert getattr(lossFn, "label_smoothing", None) == smoothing
+
+
+def test_the_improved_recipes_schedule_and_augmentation():
+    """The parts train.py takes from the recipe: none for the tutorial's; a
+    one-cycle schedule and a distortion of every batch for the improved one."""
+    model = LeNet(1, 10)
+    opt = torch.optim.AdamW(model.parameters(), lr=4e-3)
+    assert RECIPES["tutorial"].schedule(opt, 1e-3, 10, 100) is None
+    assert RECIPES["tutorial"].augmentation(None) is None
     improved = RECIPES["improved"]
-    opt = improved.optimizer(model, 4e-3, torch.device("cpu"))
-    assert type(opt) is torch.optim.AdamW and opt.defaults["weight_decay"] == 0.05
-    assert improved.loss_function().label_smoothing == 0.1
     schedule = improved.schedule(opt, 4e-3, 2, 10)
     rates = []
     for _ in range(20):
