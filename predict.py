@@ -22,17 +22,16 @@ from torch.utils.data import DataLoader, Subset
 
 from modules.checkpoint import build_model, load_checkpoint
 from modules.classify import class_probabilities, describe_top, top_classes
-from modules.cli import HelpFormatter, port_number, positive_int, seed_value
+from modules.cli import (HelpFormatter, UserError, check_writable, port_number, positive_int,
+                         run_main, seed_value)
 from modules.data import CLASS_NAMES, KMNISTTensors, load_kmnist, whole_batch
-from modules.device import DEVICE_CHOICES, choose_device
+from modules.hardware import DEVICE_CHOICES, choose_device
 from modules.canvas import DrawingSession, reference_images
 from modules.display import annotate, display_problem, run_drawing_window, show_one_by_one
 from modules.draw_server import DrawingReader, is_loopback, page_address, start_server
-from modules.errors import UserError, run_main
 from modules.glyphs import GLYPH_HINT, class_labels, glyph_images, hiragana_font
 from modules.images import IMAGE_EXTENSIONS, ImageProblem, expand_image_paths, load_character
-from modules.paths import check_writable
-from modules.plots import CORRECT_COLOR, WRONG_COLOR, save_prediction_grid
+from modules.reports import CORRECT_COLOR, WRONG_COLOR, save_prediction_grid
 
 GREEN, RED, YELLOW = (0, 255, 0), (0, 0, 255), (0, 255, 255)  # BGR, as OpenCV draws
 # the saved grid and the window show at most this many images: drawing costs

@@ -20,19 +20,15 @@ from torch.optim import Adam, AdamW
 from torch.utils.data import DataLoader, random_split
 
 from modules.checkpoint import model_metadata, save_checkpoint, versions
-from modules.cli import (HelpFormatter, fraction, positive_float, positive_int, progress,
-                         seed_value)
-from modules.cuda_graph import graph_problem, record_training_graph
+from modules.cli import (HelpFormatter, UserError, check_writable, fraction, positive_float,
+                         positive_int, progress, run_main, seed_value)
 from modules.data import CLASS_NAMES, KMNISTTensors, load_kmnist, whole_batch
-from modules.device import DEVICE_CHOICES, choose_device
-from modules.errors import UserError, run_main
 from modules.lenet import LeNet
-from modules.paths import check_writable
-from modules.performance import (PRECISION_CHOICES, autocast, choose_precision,
-                                 keep_freed_memory_for_reuse)
-from modules.plots import save_training_plot
+from modules.hardware import (DEVICE_CHOICES, PRECISION_CHOICES, autocast, choose_device,
+                              choose_precision, graph_problem, keep_freed_memory_for_reuse,
+                              record_training_graph)
 from modules.recipes import RECIPES
-from modules.reports import report_paths, save_reports
+from modules.reports import report_paths, save_reports, save_training_plot
 
 # the split is always made with seed 42, as in the tutorial (which trains
 # on 75% of the training images and validates on 25%: the tutorial recipe's
@@ -182,7 +178,7 @@ def main(argv=None):
     augment = recipe.augmentation(torch.Generator(device=device).manual_seed(args.seed))
 
     # on a CUDA GPU, --cuda-graph records the forward and backward pass of
-    # a full batch once and replays them (modules/cuda_graph.py)
+    # a full batch once and replays them (modules/hardware.py)
     if args.cuda_graph:
         problem = record_training_graph(model, (BATCH_SIZE, 1, 28, 28), ampDtype)
         print("[INFO] recorded the forward and backward pass as CUDA graphs" if not problem

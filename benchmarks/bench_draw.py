@@ -72,7 +72,7 @@ def bench_browser(model, runs, screenshot, data_dir):
 
     from modules.data import load_kmnist
     from modules.draw_server import DrawingReader, start_server
-    from modules.errors import UserError
+    from modules.cli import UserError
 
     try:
         test_data = load_kmnist(data_dir, train=False, download=False)

@@ -16,10 +16,8 @@ most 15 s and a peak under 1.5 GB for each case, on 2 CPU cores.
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -27,24 +25,9 @@ sys.path.insert(0, ROOT)
 import cv2  # noqa: E402
 
 from modules.data import load_kmnist  # noqa: E402
+from timed_run import timed_run  # noqa: E402
 
 
-def run_measured(argv, log_folder):
-    """Run ``argv``; returns (seconds, peak memory in MB, lines printed, exit code)."""
-    with open(os.path.join(log_folder, "stdout"), "w+") as out, \
-            open(os.path.join(log_folder, "stderr"), "w+") as err:
-        start = time.perf_counter()
-        child = subprocess.Popen(argv, stdout=out, stderr=err, cwd=ROOT)
-        (_, status, usage) = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - start
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        lines = len(out.read().splitlines())
-        problems = err.read().strip()
-    if child.returncode != 0:
-        sys.exit(f"{' '.join(argv)} failed ({child.returncode}):\n{problems}")
-    return seconds, usage.ru_maxrss / 1024, lines, child.returncode  # ru_maxrss is in kB
 
 
 def write_scans(data_dir, folder, count):
@@ -72,8 +55,12 @@ def main():
         cases = {f"--num {args.count}": ["--data-dir", args.data_dir, "--num", str(args.count)],
                  f"--image (a folder of {args.count:,} PNG files)": ["--image", scans]}
         for name, options in cases.items():
-            (seconds, peak, lines, _) = run_measured([*predict, *options, "-o", grid], scratch)
-            print(f"{name:>42}: {seconds:6.1f} s, peak {peak:7.0f} MB, {lines:,} lines printed")
+            command = [*predict, *options, "-o", grid]
+            result = timed_run(command, os.path.join(scratch, "log.txt"), cwd=ROOT)
+            if result.returncode != 0:
+                sys.exit(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr}")
+            print(f"{name:>42}: {result.wall:6.1f} s, peak {result.peak_mb:7.0f} MB, "
+                  f"{len(result.stdout.splitlines()):,} lines printed")
 
 
 if __name__ == "__main__":

@@ -53,9 +53,9 @@ from torchvision.transforms import ToTensor  # noqa: E402
 
 import train  # noqa: E402
 from modules.data import KMNISTTensors, load_kmnist, whole_batch  # noqa: E402
-from modules.errors import UserError  # noqa: E402
+from modules.cli import UserError  # noqa: E402
 from modules.lenet import LeNet  # noqa: E402
-from modules.performance import choose_precision, cpu_has_native_bf16  # noqa: E402
+from modules.hardware import choose_precision, cpu_has_native_bf16  # noqa: E402
 
 VARIANTS = ("tutorial", "+in-memory", "+channels-last", "+our-loop", "+malloc-reuse", "+bf16")
 # multiply-adds of one LeNet forward pass on a 28x28 image, times 2 for FLOPs:

@@ -17,15 +17,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from modules.recipes import RECIPES  # noqa: E402
+from timed_run import timed_run  # noqa: E402
 
 
 def run_train(recipe, seed, data_dir, out):
@@ -34,12 +33,8 @@ def run_train(recipe, seed, data_dir, out):
     command = [sys.executable, os.path.join(ROOT, "train.py"), "--recipe", recipe,
                "--seed", str(seed), "--data-dir", data_dir, "--no-download",
                "-m", os.path.join(folder, "model.pth"), "-p", os.path.join(folder, "plot.png")]
-    start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    wall = time.perf_counter() - start
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "log.txt"), "w") as f:
-        f.write(result.stdout + result.stderr)
+    result = timed_run(command, os.path.join(folder, "log.txt"), cwd=ROOT)
+    wall = result.wall
     if result.returncode != 0:
         sys.exit(f"failed: {' '.join(command)}\n{result.stderr[-2000:]}")
     with open(os.path.join(folder, "metrics.json")) as f:

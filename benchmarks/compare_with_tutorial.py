@@ -22,10 +22,10 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
+
+from timed_run import timed_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ACCURACY = re.compile(r"^\s*accuracy\s+([0-9.]+)\s+\d+\s*$", re.MULTILINE)
@@ -37,15 +37,11 @@ AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
 
 
 def run(command, cwd, log, env):
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - start
-    with open(log, "w") as f:
-        f.write(result.stdout + result.stderr)
+    result = timed_run(command, log, cwd=cwd, env=env)
     if result.returncode != 0:
         sys.exit(f"failed: {' '.join(command)}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     found = ACCURACY.search(result.stdout)
-    return wall, float(found.group(1)) if found else float("nan")
+    return result.wall, float(found.group(1)) if found else float("nan")
 
 
 def main():

@@ -24,12 +24,11 @@ compare_with_tutorial.py and compare_recipes.py.
 import argparse
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 
 from compare_with_tutorial import ACCURACY, ROOT  # the report's accuracy line, both scripts
+from timed_run import timed_run
 
 TRAINING = re.compile(r"total time taken to train the model: ([0-9.]+)s")
 TRAIN_LOSS = re.compile(r"^Train loss: ([0-9.]+)", re.MULTILINE)
@@ -66,12 +65,9 @@ def planned_runs(args, out):
 
 
 def run(name, command, cwd, out):
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    wall = time.perf_counter() - start
     log = os.path.join(out, f"{name}.log")
-    with open(log, "w") as f:
-        f.write(result.stdout + result.stderr)
+    result = timed_run(command, log, cwd=cwd)
+    wall = result.wall
     training = TRAINING.search(result.stdout)
     accuracy = ACCURACY.search(result.stdout)
     summary = PYTEST_SUMMARY.search(result.stdout)

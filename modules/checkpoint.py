@@ -18,9 +18,8 @@ import torch
 import torchvision
 
 from modules.data import CLASS_NAMES, HIRAGANA
-from modules.errors import UserError
+from modules.cli import UserError, atomic_output
 from modules.lenet import LeNet
-from modules.paths import atomic_output
 
 CHECKPOINT_FORMAT = "kmnist-lenet-checkpoint"
 CHECKPOINT_VERSION = 1

@@ -21,7 +21,7 @@ import struct
 import torch
 from torch.utils.data import Dataset
 
-from modules.errors import UserError
+from modules.cli import UserError
 
 # torchvision is imported only where the files are read: classifying your
 # own images or drawings never touches them, and importing it costs about
@@ -143,14 +143,17 @@ def _broken_file(folder, files, download):
     return None
 
 
-def _torchvision_kmnist():
-    """torchvision's KMNIST, asking only for the two files of the split it reads
-    (torchvision's own wants all four before it reads either split)."""
+def _torchvision_kmnist(train):
+    """torchvision's KMNIST, asking only for the two files of the split it reads.
+
+    torchvision checks for and downloads the files its public ``resources``
+    list names, all four by default, so it would not read the test set
+    without the training files; here the list names the split's two.
+    """
     from torchvision import datasets
 
     class KMNIST(datasets.KMNIST):  # the same name: torchvision builds its folders from it
-        def _check_exists(self):
-            return _all_extracted(self.raw_folder, split_files(self.train))
+        resources = list(split_files(train))
 
     return KMNIST
 
@@ -187,7 +190,7 @@ def load_kmnist(data_dir, train, download=True):
     created = [path for path in (data_dir, os.path.dirname(folder), folder)
                if not os.path.exists(path)]
     try:
-        dataset = _torchvision_kmnist()(root=data_dir, train=train, download=download)
+        dataset = _torchvision_kmnist(train)(root=data_dir, train=train, download=download)
     except Exception as error:  # noqa: BLE001 - reported in one line below, as it is
         reason = " ".join(str(error).split())[:300] or type(error).__name__
         if downloading:
@@ -231,7 +234,6 @@ class KMNISTTensors(Dataset):
         # is copied from the host per batch, and scaling happens per batch
         self.images = kmnist.data.to(device)
         self.targets = kmnist.targets.to(device)
-        self.classes = list(CLASS_NAMES)
 
     def __len__(self):
         return len(self.targets)

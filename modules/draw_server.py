@@ -44,7 +44,7 @@ import numpy as np
 from modules.canvas import BRUSH_WIDTH, CANVAS_SIZE, Canvas, feature_map_grid, read_drawing
 from modules.classify import describe_top, top_classes
 from modules.data import CLASS_NAMES, HIRAGANA
-from modules.errors import UserError
+from modules.cli import UserError
 
 PAGE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "draw_page.html")
 MAX_BODY = 1_000_000  # bytes; a drawing's strokes are a few kB of JSON

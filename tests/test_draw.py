@@ -144,22 +144,25 @@ def test_composed_picture_has_its_parts(model, tmp_path):
     (left, top) = canvas_module.canvas_origin()
     size = canvas_module.CANVAS_SIZE
     assert (empty[top:top + size, left:left + size] == 255).all()  # blank paper
-    inset_top, inset_left = top + 14, canvas_module.SIDE_LEFT
-    inset = empty[inset_top:inset_top + 168, inset_left:inset_left + 168]
-    assert inset.max() <= 40  # nothing to show yet
+    (inset_top, inset_left, inset) = (canvas_module.INSET_TOP, canvas_module.SIDE_LEFT,
+                                      canvas_module.INSET)
+    assert empty[inset_top:inset_top + inset, inset_left:inset_left + inset].max() <= 40
 
     draw_class(session, 1)
     picture = session.picture()
     paper = picture[top:top + size, left:left + size, 0]
     assert (paper == session.canvas.image()).all()
-    inset = picture[inset_top:inset_top + 168, inset_left:inset_left + 168, 0]
-    expected = cv2.resize((session.reading.character * 255).astype(np.uint8), (168, 168),
-                          interpolation=cv2.INTER_NEAREST)
-    assert (inset == expected).all()
-    assert session.reading.maps.shape == (20, 24, 24)
-    maps_top = inset_top + 168 + 34
-    maps = picture[maps_top:maps_top + 2 * 52, inset_left:inset_left + 10 * 52]
-    assert maps.std() > 10  # the feature maps are drawn there
+    # the 28x28 input, enlarged pixel for pixel
+    shown = picture[inset_top:inset_top + inset, inset_left:inset_left + inset, 0]
+    assert (shown[::inset // 28, ::inset // 28] == (session.reading.character * 255)
+            .astype(np.uint8)).all()
+    # conv1's 20 maps of this drawing, below it
+    maps = canvas_module.feature_map_grid(session.reading.maps)
+    assert maps.shape[:2] == (2 * canvas_module.MAP_SIZE + 4, 10 * canvas_module.MAP_SIZE + 36)
+    top_of_maps = canvas_module.MAPS_TOP
+    assert (picture[top_of_maps:top_of_maps + maps.shape[0],
+                    inset_left:inset_left + maps.shape[1]] == maps).all()
+    assert maps.std() > 10  # not a blank panel
     # the border sets the paper off from the dark panels around it
     assert tuple(picture[top - 2, left + 10]) == canvas_module.PAPER_BORDER
     assert tuple(picture[5, 5]) == canvas_module.BACKGROUND
@@ -215,6 +218,7 @@ def test_draw_without_a_display_says_why_and_exits_1(trained, tmp_path):
     assert result.returncode == 1
     assert "[ERROR] --draw needs a window" in result.stderr
     assert "neither DISPLAY nor WAYLAND_DISPLAY" in result.stderr
+    assert "`python predict.py --draw --browser`" in result.stderr  # the way that works here
     assert "--image" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -16,7 +16,7 @@ from modules.data import CLASS_NAMES
 
 def run_train(argv, capsys):
     """train.py's entry point in-process: (exit code, stdout, stderr)."""
-    from modules.errors import run_main
+    from modules.cli import run_main
 
     with pytest.raises(SystemExit) as caught:
         run_main(train.main, [str(a) for a in argv])
@@ -102,7 +102,7 @@ def test_train_loss_is_plain_nll_also_where_the_recipe_smooths_labels(kmnist_dir
 
 
 def test_one_epoch_plot_shows_its_points(kmnist_dir, tmp_path):
-    from modules.plots import save_training_plot
+    from modules.reports import save_training_plot
 
     history = {"train_loss": [0.2], "val_loss": [0.3], "train_acc": [0.95], "val_acc": [0.9]}
     save_training_plot(history, tmp_path / "plot.png")
@@ -231,7 +231,7 @@ def test_help_shows_the_tutorial_defaults():
 
 
 def test_most_confident_mistakes_come_first():
-    from modules.plots import most_confident_mistakes
+    from modules.reports import most_confident_mistakes
 
     probs = np.full((6, 10), 0.01)
     targets = np.array([0, 1, 2, 3, 4, 5])
@@ -244,7 +244,7 @@ def test_most_confident_mistakes_come_first():
 
 def test_mistakes_and_filters_pictures_from_a_model(tmp_path):
     from modules.lenet import LeNet
-    from modules.plots import save_filters, save_mistakes
+    from modules.reports import save_filters, save_mistakes
 
     torch.manual_seed(0)
     model = LeNet(1, 10)
