@@ -314,11 +314,12 @@ def main(argv=None):
 
     # serialize the model to disk: its weights (the state_dict) and plain
     # metadata, never a pickled model, written whole or not at all
-    save_checkpoint(args.model, model, {**model_metadata(model), "options": dict(vars(args)),
+    options = dict(vars(args))
+    save_checkpoint(args.model, model, {**model_metadata(model), "options": options,
                                         "test_accuracy": testAcc, "versions": versions()})
 
     # and beside it, the reports on what the model learned and got wrong
-    save_reports(model, dict(vars(args)), H, test={
+    save_reports(model, options, H, test={
         "images": testData.data, "targets": testData.targets, "log_probs": testLogProbs,
         "loss": testLoss, "accuracy": testAcc,
     }, run={

@@ -15,7 +15,6 @@ import re
 import zipfile
 
 import torch
-import torchvision
 
 from modules.data import CLASS_NAMES, HIRAGANA
 from modules.cli import UserError, atomic_output
@@ -44,6 +43,8 @@ def model_metadata(model):
 
 def versions():
     """The library versions a model was trained with, for its metadata."""
+    import torchvision  # only here: predict.py --image never needs it (1.5 s to import)
+
     return {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
             "python": platform.python_version()}
 

@@ -321,3 +321,17 @@ def test_a_turned_tiff_is_refused_with_a_reason(tmp_path):
     cv2.imwrite(str(tmp_path / "upright.tif"), paper)  # no tag: read as it is
     assert np.abs(load_character(str(tmp_path / "upright.tif")) - to_kmnist_input(paper)).max() \
         < 1e-6
+
+
+def test_classifying_own_images_does_not_import_torchvision():
+    """torchvision is needed only to read the data set; importing it costs
+    about 1.5 s and 200 MB that --image and --draw never need."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = "import sys, predict; print('torchvision' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr
