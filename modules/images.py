@@ -57,8 +57,9 @@ def expand_image_paths(paths):
 
 # what a path that is not a regular file is instead (reading one could wait
 # forever: a named pipe blocks until something writes to it)
-_SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
-                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_SPECIAL_FILES = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
+                  (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                  (stat.S_ISSOCK, "a socket"))
 
 
 class Header(NamedTuple):
@@ -169,9 +170,7 @@ def read_grayscale(path):
         raise ImageProblem("no such file") from None
     except OSError as error:
         raise ImageProblem(f"cannot be read ({error.strerror})") from None
-    if stat.S_ISDIR(status.st_mode):
-        raise ImageProblem("folder holds no image files")
-    if not stat.S_ISREG(status.st_mode):
+    if not stat.S_ISREG(status.st_mode):  # (predict.py expands folders before this)
         kind = next((name for (test, name) in _SPECIAL_FILES if test(status.st_mode)),
                     "a special file")
         raise ImageProblem(f"this is {kind}, not an image file")
