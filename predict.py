@@ -9,6 +9,7 @@ Prints the tutorial's lines, saves the annotated images as one grid picture
 and, where a display exists, shows each image in an OpenCV window.  With
 --draw, a window to draw a character in, read by the model as you draw; with
 --draw --browser, the same as a page served to your web browser.
+From Python or a notebook: ``import predict; predict.main(["--no-display"])``.
 """
 
 # import the necessary packages
@@ -20,28 +21,27 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from modules.canvas import DrawingFolder, DrawingSession, reference_images
 from modules.checkpoint import build_model, load_checkpoint
 from modules.classify import class_probabilities, describe_top, top_classes
-from modules.cli import (HelpFormatter, UserError, check_writable, port_number, positive_int,
-                         run_main, seed_value)
-from modules.data import CLASS_NAMES, KMNISTTensors, load_kmnist, whole_batch
-from modules.hardware import DEVICE_CHOICES, choose_device
-from modules.canvas import DrawingSession, reference_images
+from modules.console import HelpFormatter, UserError, port_number, positive_int, run_main, seed_value
+from modules.data import CLASS_NAMES, KMNISTTensors, load_kmnist
 from modules.display import annotate, display_problem, run_drawing_window, show_one_by_one
-from modules.draw_server import DrawingReader, is_loopback, page_address, start_server
+from modules.draw_server import (Console, DrawingApp, is_loopback, page_address, serve_until_ctrl_c,
+                                 start_server)
 from modules.glyphs import GLYPH_HINT, class_labels, glyph_images, hiragana_font
+from modules.hardware import DEVICE_CHOICES, choose_device
 from modules.images import IMAGE_EXTENSIONS, ImageProblem, expand_image_paths, load_character
-from modules.reports import CORRECT_COLOR, WRONG_COLOR, save_prediction_grid
+from modules.outputs import OutputSet, check_writable
+from modules.reports import COLOURS, save_prediction_grid
 
-GREEN, RED, YELLOW = (0, 255, 0), (0, 0, 255), (0, 255, 255)  # BGR, as OpenCV draws
-# the saved grid and the window show at most this many images: drawing costs
-# far more than classifying (--num 2000 took 70.8 s and 2.8 GB when every
-# image was drawn, 6.7 s and 1.1 GB now: docs/performance.md), and a larger
-# grid is unreadable; every image is still classified and printed
+# the saved grid and the window show at most this many images (drawing costs
+# far more than classifying, and a larger grid is unreadable); every image is
+# still classified and printed
 MAX_SHOWN = 50
 
 
-def parse_args(argv=None):
+def parse_args(argv):
     ap = argparse.ArgumentParser(
         description="Classify random KMNIST test images, or your own image files, "
                     "with a model trained by train.py.",
@@ -81,7 +81,7 @@ def parse_args(argv=None):
     served = [option for option, given in (("--host", args.host != "127.0.0.1"),
                                            ("--port", args.port != 8000)) if given]
     if served and not args.browser:
-        ap.error(f"{' and '.join(served)} go with --draw --browser")
+        ap.error(f"{' and '.join(served)} only work{'s' * (len(served) == 1)} with --draw --browser")
     if args.browser and not args.draw:
         ap.error("--browser goes with --draw: python predict.py --draw --browser")
     if args.draw:
@@ -105,8 +105,7 @@ def classify_test_images(args, model, device, captions):
                         f"KMNIST test set; ask for at most {len(testData):,}")
     np.random.seed(args.seed)
     idxs = np.random.choice(range(len(testData)), size=(args.num,))
-    testDataLoader = DataLoader(Subset(KMNISTTensors(testData, device), idxs), batch_size=1,
-                                collate_fn=whole_batch)
+    testDataLoader = DataLoader(Subset(KMNISTTensors(testData, device), idxs), batch_size=1)
 
     panels, pictures, rightCount = [], [], 0
     # switch off autograd and loop over the test set
@@ -124,9 +123,9 @@ def classify_test_images(args, model, device, captions):
 
             # green text when right, red when wrong, as the tutorial draws it
             origImage = image[0, 0].cpu().numpy()
-            pictures.append(annotate(origImage, gtLabel, GREEN if right else RED))
-            panels.append((origImage, f"true {captions[gtIdx]}\npred {captions[predIdx]}",
-                           CORRECT_COLOR if right else WRONG_COLOR))
+            colour = COLOURS["right" if right else "wrong"]
+            pictures.append(annotate(origImage, gtLabel, colour))
+            panels.append((origImage, f"true {captions[gtIdx]}\npred {captions[predIdx]}", colour))
     return panels, pictures, rightCount
 
 
@@ -152,7 +151,7 @@ def classify_own_images(args, model, device, captions):
         if len(panels) == MAX_SHOWN:
             continue
         best = top_classes(probabilities)[0]
-        pictures.append(annotate(character, CLASS_NAMES[best], YELLOW))
+        pictures.append(annotate(character, CLASS_NAMES[best], COLOURS["own"]))
         panels.append((character, f"{os.path.basename(path)[:18]}\n{captions[best]} "
                                   f"{probabilities[best]:.0%}", "black"))
     failed = len(paths) - classified
@@ -174,40 +173,37 @@ def draw_and_classify(args, model, device):
     saveFolder = os.path.join(os.path.dirname(args.output) or ".", "drawings")
     if args.browser:
         # the browser draws the hiragana itself: no font needed here
-        reader = DrawingReader(model, device, reference_images(testData), saveFolder)
-        serve_drawing_page(reader, args.host, args.port)
-        return 0
+        console = Console()
+        app = DrawingApp(model, device, reference_images(testData),
+                         DrawingFolder(saveFolder, console), args.host, console)
+        return serve_drawing_page(app, console, args.host, args.port)
     glyphMasks = glyph_images(48)
     if glyphMasks is None:
         print(GLYPH_HINT)
     session = DrawingSession(model, device, reference_images(testData, glyphMasks),
-                             glyphMasks, save_folder=saveFolder)
+                             glyphMasks, DrawingFolder(saveFolder))
     print("[INFO] draw a character in the window with the left mouse button; "
           "z undoes a stroke, c clears, s saves the drawing, q or Esc quits")
     run_drawing_window(session)
     return 0
 
 
-def serve_drawing_page(reader, host, port):
+def serve_drawing_page(app, console, host, port):
     """--draw --browser: serve the page until Ctrl-C."""
-    server = start_server(reader, host, port)
-    try:
-        address = page_address(server)
-        if not is_loopback(host):
-            print(f"[WARNING] listening on {host}: other machines that can reach this one can "
-                  "open the page and have drawings read; use it only on a network you trust",
-                  file=sys.stderr)
-        print(f"[INFO] drawing page at {address} : open it in a web browser; Ctrl-C stops "
-              "the server")
-        sshPort = server.server_address[1]
-        print(f"[INFO] from another machine over SSH: ssh -L {sshPort}:127.0.0.1:{sshPort} "
-              f"USER@THIS-MACHINE, then open http://127.0.0.1:{sshPort}/ there")
-        server.serve_forever()
-    finally:
-        server.server_close()
+    server = start_server(app, host, port)
+    if not is_loopback(host):
+        print(f"[WARNING] listening on {host}: other machines that can reach this one can "
+              "open the page and have drawings read; use it only on a network you trust",
+              file=sys.stderr)
+    print(f"[INFO] drawing page at {page_address(server)} : open it in a web browser; Ctrl-C "
+          "stops the server")
+    sshPort = server.effective_port
+    print(f"[INFO] from another machine over SSH: ssh -L {sshPort}:127.0.0.1:{sshPort} "
+          f"USER@THIS-MACHINE, then open http://127.0.0.1:{sshPort}/ there", flush=True)
+    return serve_until_ctrl_c(server, console)
 
 
-def main(argv=None):
+def main(argv=()):
     args = parse_args(argv)
     check_writable(args.output, "--output")
     device = choose_device(args.device)
@@ -222,8 +218,7 @@ def main(argv=None):
     # load the model from disk: weights and plain metadata only, never code
     print("[INFO] loading the model...")
     checkpoint = load_checkpoint(args.model)
-    model = build_model(checkpoint, CLASS_NAMES, args.model).to(device)
-    model.eval()
+    model = build_model(checkpoint, args.model).to(device)
 
     if args.draw:
         return draw_and_classify(args, model, device)
@@ -246,7 +241,9 @@ def main(argv=None):
         title += f" (the first {len(panels)} shown)"
 
     # always keep the annotated images as one picture
-    save_prediction_grid(panels, args.output, title)
+    with OutputSet() as outputs:
+        save_prediction_grid(panels, outputs.path(args.output), title)
+        outputs.commit()
     print(f"[INFO] saved {shown} annotated images to {args.output}")
     if not glyphs:
         print(GLYPH_HINT)
@@ -265,4 +262,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, sys.argv[1:])

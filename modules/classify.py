@@ -28,12 +28,15 @@ def describe_top(probabilities, k=3):
 
 @torch.inference_mode()
 def feature_maps(model, images):
-    """The ReLU outputs of ``conv1`` (20 maps of 24x24) and ``conv2`` (50 maps of
-    8x8) for a batch of NCHW ``images``, as float32 CPU tensors.
-
-    This is the start of LeNet's own forward pass, stopped twice on the way:
-    what each learned filter responds to, before pooling shrinks it.
-    """
-    first = model.relu1(model.conv1(images))
-    second = model.relu2(model.conv2(model.maxpool1(first)))
-    return first.float().cpu(), second.float().cpu()
+    """What conv1 and conv2 respond to in a batch of NCHW ``images``: the
+    outputs of relu1 (20 maps of 24x24) and relu2 (50 of 8x8), float32 on the
+    CPU, caught on their way through LeNet's own forward pass."""
+    maps = []
+    hooks = [layer.register_forward_hook(lambda _layer, _input, out: maps.append(out.float().cpu()))
+             for layer in (model.relu1, model.relu2)]
+    try:
+        model(images)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return maps

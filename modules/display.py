@@ -64,12 +64,11 @@ def display_problem():
     return None
 
 
-def annotate(image, text, color):
-    """The tutorial's picture: 28x28 upscaled to 128x128, label written on it.
-
-    ``color`` is BGR (OpenCV's order); ``text`` must be ASCII (putText
-    cannot draw hiragana).
-    """
+def annotate(image, text, colour):
+    """The tutorial's picture: 28x28 upscaled to 128x128, the label written on
+    it in ``colour`` ("#rrggbb"); ``text`` must be ASCII (putText cannot draw
+    hiragana)."""
+    color = tuple(int(colour[i:i + 2], 16) for i in (5, 3, 1))  # OpenCV's order: BGR
     picture = cv2.resize((np.asarray(image) * 255).astype("uint8"), (128, 128))
     picture = cv2.cvtColor(picture, cv2.COLOR_GRAY2BGR)
     cv2.putText(picture, text, (2, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.95, color, 2)

@@ -1,8 +1,8 @@
 """Showing KMNIST's classes as the hiragana they are, where a font allows.
 
-matplotlib draws text with the fonts it knows about; the usual ones (DejaVu)
-have no Japanese glyphs, so we look for an installed CJK font that really
-covers all ten characters, and fall back to the romanised names otherwise.
+matplotlib's usual fonts (DejaVu) have no Japanese glyphs, so we look for an
+installed font known to be Japanese that really covers all ten characters,
+and fall back to the romanised names otherwise.
 """
 
 import functools
@@ -12,15 +12,16 @@ import numpy as np
 from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ft2font import FT2Font
 
 from modules.data import CLASS_NAMES, HIRAGANA
 
-# fonts commonly installed with Japanese glyphs (Linux, macOS, Windows)
+# words in the names of fonts commonly installed with Japanese glyphs
 _CANDIDATE_WORDS = ("cjk", "ipa", "takao", "gothic", "mincho", "hiragino", "source han",
                     "yu ", "meiryo", "noto sans jp", "noto serif jp", "droid sans fallback",
                     "unifont", "wenquanyi", "ume", "vl ")
-
-_LATIN = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789%:()"
+# the captions mix romaji and hiragana, so the font needs both
+_NEEDED = HIRAGANA + tuple("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789%:()")
 
 GLYPH_HINT = ("[INFO] no installed font has the hiragana glyphs, so pictures show romaji only; "
               "to see the characters install a Japanese font (Debian/Ubuntu: "
@@ -29,35 +30,27 @@ GLYPH_HINT = ("[INFO] no installed font has the hiragana glyphs, so pictures sho
 
 def _covers_hiragana(path):
     try:
-        from matplotlib.ft2font import FT2Font
         charmap = FT2Font(path).get_charmap()
-    except Exception:  # unreadable or exotic font file: not usable
+    except Exception:  # noqa: BLE001 - an unreadable or exotic font file is not used
         return False
-    # the captions mix romaji and hiragana, so the font needs both
-    return all(ord(ch) in charmap for ch in HIRAGANA + tuple(_LATIN))
+    return all(ord(ch) in charmap for ch in _NEEDED)
 
 
 def _is_hiragana_font(name, path):
-    name = name.lower() + " "
-    return any(word in name for word in _CANDIDATE_WORDS) and _covers_hiragana(path)
+    return any(word in name.lower() + " " for word in _CANDIDATE_WORDS) and _covers_hiragana(path)
 
 
 def fonts_missing_from_cache():
-    """Font files installed after matplotlib wrote its list of the system's fonts.
-
-    matplotlib lists the fonts once and keeps the list in a cache file, so a
-    font installed later (``apt install fonts-noto-cjk``) stays invisible to
-    it.  We look at those files ourselves, in this process only: rewriting
-    matplotlib's cache would change what every matplotlib program of the
-    user's sees.
-    """
+    """Font files installed after matplotlib cached its list of the system's
+    fonts (it never looks again).  We read them in this process only:
+    rewriting the cache would change every matplotlib program of the user's."""
     known = {os.path.realpath(entry.fname) for entry in font_manager.fontManager.ttflist}
     return sorted(path for path in font_manager.findSystemFonts()
                   if os.path.realpath(path) not in known)
 
 
 def _find_hiragana_font():
-    """The first font that matplotlib knows of and that has the glyphs, or None."""
+    """The first font in matplotlib's list that has the glyphs, or None."""
     for entry in sorted(font_manager.fontManager.ttflist, key=lambda f: f.name):
         if _is_hiragana_font(entry.name, entry.fname):
             return font_manager.FontProperties(fname=entry.fname)
@@ -66,12 +59,10 @@ def _find_hiragana_font():
 
 def _find_uncached_hiragana_font():
     """The same among the fonts installed after matplotlib's list was made."""
-    from matplotlib.ft2font import FT2Font
-
     for path in fonts_missing_from_cache():
         try:
             name = FT2Font(path).family_name
-        except Exception:  # noqa: BLE001 - an unreadable font file is simply not used
+        except Exception:  # noqa: BLE001 - an unreadable font file is not used
             continue
         if _is_hiragana_font(name, path):
             return font_manager.FontProperties(fname=path)
@@ -86,8 +77,7 @@ def hiragana_font():
 
 def glyph_images(size):
     """The ten hiragana as ``size`` x ``size`` uint8 masks (255 = ink), or None
-    without a font that has them.  OpenCV's putText cannot draw hiragana, so
-    the --draw window pastes these in."""
+    without a font that has them (OpenCV's putText cannot draw hiragana)."""
     font = hiragana_font()
     if font is None:
         return None
