@@ -47,10 +47,7 @@ def sample_drawing():
                                    (90, 200, 270, 260, 60)):
         xs = x0 + (x1 - x0) * t + bend * np.sin(np.pi * t)
         ys = y0 + (y1 - y0) * t
-        canvas.start_stroke(xs[0], ys[0])
-        for (x, y) in zip(xs[1:], ys[1:]):
-            canvas.extend_stroke(x, y)
-        canvas.end_stroke()
+        canvas.add_stroke(zip(xs, ys))
     return canvas
 
 
@@ -71,23 +68,25 @@ def bench_browser(model, runs, screenshot, data_dir):
     from browser import chromium, draw_strokes, wait_for  # the tests' Selenium helpers
 
     from modules.data import load_kmnist
-    from modules.draw_server import DrawingReader, start_server
-    from modules.cli import UserError
+    from modules.canvas import DrawingFolder
+    from modules.draw_server import Console, DrawingApp, start_server
+    from modules.console import UserError
 
     try:
         test_data = load_kmnist(data_dir, train=False, download=False)
     except UserError:
         test_data = None
     with tempfile.TemporaryDirectory() as drawings:
-        reader = DrawingReader(model, torch.device("cpu"), reference_images(test_data),
-                               drawings, log=lambda line: None)
-        server = start_server(reader, "127.0.0.1", 0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        console = Console(lambda line: None)
+        app = DrawingApp(model, torch.device("cpu"), reference_images(test_data),
+                         DrawingFolder(drawings, console), "127.0.0.1", console)
+        server = start_server(app, "127.0.0.1", 0)
+        threading.Thread(target=server.run, daemon=True).start()
         strokes = [[[round(x), round(y)] for (x, y) in stroke]
                    for stroke in sample_drawing().strokes]
         try:
             with chromium(940, 780) as driver:
-                driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
+                driver.get(f"http://127.0.0.1:{server.effective_port}/")
                 wait_for(driver, "return document.body.dataset.ready === 'yes'")
                 done = 0
                 for _ in range(runs):
@@ -104,8 +103,7 @@ def bench_browser(model, runs, screenshot, data_dir):
                     print(f"saved {screenshot}: the page reads "
                           f"{driver.execute_script('return document.body.dataset.top')}")
         finally:
-            server.shutdown()
-            server.server_close()
+            server.close()
     timings = timings[2:]  # the first strokes warm up the browser, PyTorch and the caches
     for name in ("total", "server"):
         times = [t[name] for t in timings]
@@ -128,7 +126,7 @@ def main():
                     help="with --browser: the reference strip's test images, if present")
     args = ap.parse_args()
     if os.path.exists(args.model):
-        model = build_model(load_checkpoint(args.model), CLASS_NAMES)
+        model = build_model(load_checkpoint(args.model), args.model)
         print(f"model: {args.model}")
     else:
         model = LeNet(1, len(CLASS_NAMES)).eval()

@@ -52,9 +52,10 @@ from torchvision.datasets import KMNIST  # noqa: E402
 from torchvision.transforms import ToTensor  # noqa: E402
 
 import train  # noqa: E402
-from modules.data import KMNISTTensors, load_kmnist, whole_batch  # noqa: E402
-from modules.cli import UserError  # noqa: E402
+from modules.data import KMNISTTensors, batches, load_kmnist  # noqa: E402
+from modules.console import UserError  # noqa: E402
 from modules.lenet import LeNet  # noqa: E402
+from modules import hardware  # noqa: E402
 from modules.hardware import choose_precision, cpu_has_native_bf16  # noqa: E402
 
 VARIANTS = ("tutorial", "+in-memory", "+channels-last", "+our-loop", "+malloc-reuse", "+bf16")
@@ -111,14 +112,15 @@ def measure(variant, data_dir, seed=0):
     shuffle = torch.Generator().manual_seed(seed)
     if level == 0:
         data = KMNIST(root=data_dir, train=True, download=False, transform=ToTensor())
-        loaderOptions = {}
     else:
         data = KMNISTTensors(load_kmnist(data_dir, train=True, download=False))
-        loaderOptions = {"collate_fn": whole_batch}
     (trainSet, valSet) = random_split(data, [45_000, len(data) - 45_000], generator=split)
-    trainLoader = DataLoader(trainSet, shuffle=True, batch_size=BATCH_SIZE, generator=shuffle,
-                             **loaderOptions)
-    valLoader = DataLoader(valSet, batch_size=BATCH_SIZE, **loaderOptions)
+    if level == 0:
+        trainLoader = DataLoader(trainSet, shuffle=True, batch_size=BATCH_SIZE, generator=shuffle)
+        valLoader = DataLoader(valSet, batch_size=BATCH_SIZE)
+    else:  # a whole batch per indexing operation
+        trainLoader = batches(trainSet, BATCH_SIZE, shuffle=True, generator=shuffle)
+        valLoader = batches(valSet, BATCH_SIZE)
     channels_last = level >= VARIANTS.index("+channels-last")
     model = LeNet(1, 10)
     if channels_last:
@@ -133,7 +135,7 @@ def measure(variant, data_dir, seed=0):
 def measure_train_py(variant, data_dir, seed):
     """One epoch of train.py's own main(); its console line gives the time."""
     if variant == "+our-loop":  # the same loop, without the malloc setting
-        train.keep_freed_memory_for_reuse = lambda: False
+        hardware.keep_freed_memory_for_reuse = lambda: False
     precision = "auto" if variant == "+bf16" else "fp32"
     out = tempfile.mkdtemp(prefix="bench-train-")
     console = io.StringIO()

@@ -2,8 +2,7 @@
 
 Runs, each as a fresh process started as a user would, on the real data:
 the test suite; the imports every run pays for; `python train.py` (the
-tutorial recipe) eagerly and with --cuda-graph; `--recipe improved` on a
-fresh seed, eagerly and with --cuda-graph; the tutorial's own train.py for
+tutorial recipe); `--recipe improved` on a fresh seed; the tutorial's own train.py for
 the side-by-side; and `python predict.py` on ten test images.  Then prints
 one table: wall time, training time and test accuracy of each.
 
@@ -50,10 +49,7 @@ def planned_runs(args, out):
         ("tests", [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], ROOT),
         ("imports", [python, "-c", "import torch, torchvision, sklearn, cv2, matplotlib"], ROOT),
         train("tutorial"),
-        train("tutorial-graph", "--cuda-graph"),
         train("improved", "--recipe", "improved", "--seed", str(args.seed)),
-        train("improved-graph", "--recipe", "improved", "--seed", str(args.seed),
-              "--cuda-graph"),
         ("tutorial-code", [python, "train.py", "-m", os.path.join(out, "tutorial-code.pth"),
                            "-p", os.path.join(out, "tutorial-code.png"),
                            "--data", args.data_dir], args.tutorial_dir),
@@ -73,8 +69,6 @@ def run(name, command, cwd, out):
     summary = PYTEST_SUMMARY.search(result.stdout)
     note = summary.group(1) if summary else ("" if result.returncode == 0
                                              else f"exit {result.returncode}, see {log}")
-    if "CUDA graph could not be recorded" in result.stdout:
-        note = "graph NOT recorded, see log"
     losses = TRAIN_LOSS.findall(result.stdout)[:3]
     return {"name": name, "wall": wall, "exit": result.returncode, "losses": ", ".join(losses),
             "training": float(training.group(1)) if training else None,

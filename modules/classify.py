@@ -30,7 +30,8 @@ def describe_top(probabilities, k=3):
 def feature_maps(model, images):
     """What conv1 and conv2 respond to in a batch of NCHW ``images``: the
     outputs of relu1 (20 maps of 24x24) and relu2 (50 of 8x8), float32 on the
-    CPU, caught on their way through LeNet's own forward pass."""
+    CPU, caught on their way through LeNet's own forward pass (so no other
+    thread may run ``model`` meanwhile: the hooks would catch its maps too)."""
     maps = []
     hooks = [layer.register_forward_hook(lambda _layer, _input, out: maps.append(out.float().cpu()))
              for layer in (model.relu1, model.relu2)]

@@ -121,6 +121,7 @@ class DrawingApp:
     def __init__(self, model, device, references, drawings, host_name, console):
         (self.model, self.device, self.drawings) = (model, device, drawings)
         (self.host_name, self.console) = (host_name.lower(), console)
+        self.model_lock = threading.Lock()  # one reading at a time (classify.feature_maps)
         with open(PAGE_FILE, encoding="utf-8") as f:
             page = f.read()
         self.page = page.encode()
@@ -210,7 +211,9 @@ class DrawingApp:
     def read(self, canvas, final):
         """The reading the page shows; ``final`` (a finished stroke, an undo)
         prints the window's console line."""
-        reading = read_drawing(self.model, canvas.image(), self.device)
+        picture = canvas.image()
+        with self.model_lock:
+            reading = read_drawing(self.model, picture, self.device)
         if reading.empty:
             return {"empty": True}
         if final:
@@ -295,7 +298,7 @@ def serve_until_ctrl_c(server, console):
     finally:
         signal.signal(signal.SIGINT, previous)
         server.close()
-    print("\n[INFO] the drawing server stopped", file=sys.stderr)
+    print("\n[INFO] the drawing server stopped")  # (after the ^C the terminal shows)
     return 130
 
 

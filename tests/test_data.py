@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, random_split
 from kmnist_files import idx_bytes, write_kmnist
 from modules.data import (CLASS_NAMES, HIRAGANA, KMNIST_FILES, KMNIST_SOURCE, KMNISTTensors,
                           load_kmnist, whole_batch)
-from modules.cli import UserError
+from modules.console import UserError
 
 
 def test_class_names_and_glyphs():

@@ -9,7 +9,7 @@ import torch
 
 from conftest import headless_env, run_script
 from modules import hardware
-from modules.cli import UserError
+from modules.console import UserError
 from modules.hardware import choose_device, choose_precision
 
 

@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from modules.cli import atomic_output
+from modules.console import atomic_output
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ def test_train_builds_each_recipes_optimizer_and_loss(kmnist_dir, tmp_path, monk
     """What train.py builds where the tutorial builds its Adam and NLLLoss,
     caught as it is built: the tutorial's, or AdamW and label smoothing."""
     import train
-    from modules.cli import run_main
+    from modules.console import run_main
 
     built = []
 

@@ -16,7 +16,7 @@ from modules.data import CLASS_NAMES
 
 def run_train(argv, capsys):
     """train.py's entry point in-process: (exit code, stdout, stderr)."""
-    from modules.cli import run_main
+    from modules.console import run_main
 
     with pytest.raises(SystemExit) as caught:
         run_main(train.main, [str(a) for a in argv])
