@@ -73,7 +73,8 @@ def load_checkpoint(path):
 def build_model(checkpoint, path):
     """Rebuild LeNet from a checkpoint, refusing one made for something else."""
     arch = checkpoint.get("architecture", {})
-    if arch.get("name") != "LeNet" or checkpoint.get("class_names") != list(CLASS_NAMES):
+    if (arch.get("name"), arch.get("classes"), checkpoint.get("class_names")) != \
+            ("LeNet", len(CLASS_NAMES), list(CLASS_NAMES)):
         raise UserError(f"{path} holds a {arch.get('name')} model for the classes "
                         f"{checkpoint.get('class_names')}, not LeNet for KMNIST's; {RETRAIN}")
     try:

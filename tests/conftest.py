@@ -15,10 +15,12 @@ from kmnist_files import write_kmnist  # noqa: E402
 
 
 def run_script(script, *args, env=None, cwd=None, timeout=600):
-    """Run train.py or predict.py as a user would; returns the CompletedProcess."""
+    """Run train.py or predict.py (or ``-c CODE``) as a user would; returns the
+    CompletedProcess."""
     environment = dict(os.environ if env is None else env)
     environment.setdefault("PYTHONUNBUFFERED", "1")
-    return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)],
+    script = script if script.startswith("-") else os.path.join(ROOT, script)
+    return subprocess.run([sys.executable, script, *map(str, args)],
                           capture_output=True, text=True, env=environment, cwd=cwd or ROOT,
                           timeout=timeout)
 
