@@ -60,7 +60,7 @@ def test_choose_device(monkeypatch, name, accelerator, cuda, mps, expected):
 ])
 def test_choose_precision(monkeypatch, name, device, cpu_bf16, cuda_bf16, expected):
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: cpu_bf16)
-    monkeypatch.setattr(hardware, "cuda_has_native_bf16", lambda: cuda_bf16)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation: cuda_bf16)
     if isinstance(expected, str):
         with pytest.raises(UserError, match=expected):
             choose_precision(name, torch.device(device))

@@ -14,7 +14,8 @@ from conftest import (ROOT, headless_env, needs_virtual_display, run_script, sta
                       virtual_display, wait_for_window)
 from kmnist_files import class_strokes
 from modules import canvas as canvas_module
-from modules.canvas import Canvas, DrawingSession, compose, read_drawing, reference_images
+from modules.canvas import (Canvas, DrawingFolder, DrawingSession, compose, read_drawing,
+                            reference_images)
 from modules.checkpoint import build_model, load_checkpoint
 from modules.classify import class_probabilities
 from modules.data import CLASS_NAMES
@@ -32,18 +33,18 @@ LINE = re.compile(r"^\[INFO\] drawing: (\w+)  \[top 3: (\w+) \(.\) (\d+\.\d)%, "
 @pytest.fixture(scope="module")
 def model(trained):
     out, _ = trained
-    return build_model(load_checkpoint(out / "model.pth"), CLASS_NAMES)
+    return build_model(load_checkpoint(out / "model.pth"), out / "model.pth")
 
 
 def session_for(model, tmp_path, lines):
-    return DrawingSession(model, CPU, reference_images(), save_folder=str(tmp_path / "drawings"),
-                          log=lines.append)
+    return DrawingSession(model, CPU, reference_images(), None,
+                          DrawingFolder(str(tmp_path / "drawings"), lines.append), log=lines.append)
 
 
 def draw_class(session, k):
     """Draw class ``k``'s three strokes with the mouse, in window coordinates:
     press, drag through several points, release, as a person would."""
-    (left, top) = canvas_module.canvas_origin()
+    (left, top) = (canvas_module.MARGIN, canvas_module.CANVAS_TOP)
     scale = canvas_module.CANVAS_SIZE / 28
     for (r0, c0, r1, c1) in class_strokes(0)[k]:
         points = [(c0 + (c1 - c0) * t, r0 + (r1 - r0) * t) for t in np.linspace(0, 1, 8)]
@@ -68,7 +69,7 @@ def test_a_drawn_character_is_read_like_the_same_character_in_a_file(model, tmp_
         paper = np.full((size, size), 255, np.uint8)
         for stroke in session.canvas.strokes:
             points = (np.array(stroke) * scale).round().astype(np.int32)
-            cv2.polylines(paper, [points], False, 0, round(session.canvas.brush * scale),
+            cv2.polylines(paper, [points], False, 0, round(canvas_module.BRUSH_WIDTH * scale),
                           cv2.LINE_AA)
         path = str(tmp_path / f"paper{k}.png")
         cv2.imwrite(path, paper)
@@ -101,7 +102,7 @@ def test_undo_and_clear(model, tmp_path):
     lines = []
     session = session_for(model, tmp_path, lines)
     blank = session.canvas.image()
-    assert (blank == 255).all() and session.canvas.is_empty
+    assert (blank == 255).all() and not session.canvas.strokes
     draw_class(session, 2)
     full = session.canvas.image()
     assert len(session.canvas.strokes) == 3 and (full < 128).sum() > 500
@@ -109,14 +110,14 @@ def test_undo_and_clear(model, tmp_path):
     assert len(session.canvas.strokes) == 2 and len(lines) == 4  # undo re-reads and reports
     session.key("z")
     session.key("z")
-    assert session.canvas.is_empty and (session.canvas.image() == blank).all()
+    assert not session.canvas.strokes and (session.canvas.image() == blank).all()
     assert session.reading.empty and len(lines) == 5  # an empty canvas prints nothing
     assert session.key("z")  # nothing left to undo: no error, no line
     draw_class(session, 2)
     assert (session.canvas.image() == full).all()  # the same strokes give the same picture
     n = len(lines)
     session.key("c")
-    assert session.canvas.is_empty and session.reading.empty and len(lines) == n
+    assert not session.canvas.strokes and session.reading.empty and len(lines) == n
 
 
 def test_saving_writes_black_on_white_pngs_that_read_back_the_same(model, tmp_path):
@@ -141,7 +142,7 @@ def test_composed_picture_has_its_parts(model, tmp_path):
     empty = session.picture()
     assert empty.shape == (canvas_module.HEIGHT, canvas_module.WIDTH, 3)
     assert empty.dtype == np.uint8
-    (left, top) = canvas_module.canvas_origin()
+    (left, top) = (canvas_module.MARGIN, canvas_module.CANVAS_TOP)
     size = canvas_module.CANVAS_SIZE
     assert (empty[top:top + size, left:left + size] == 255).all()  # blank paper
     (inset_top, inset_left, inset) = (canvas_module.INSET_TOP, canvas_module.SIDE_LEFT,
@@ -184,9 +185,9 @@ def test_reference_strip_prefers_real_images_then_glyphs(kmnist_dir):
 
 def test_live_reading_is_throttled(model, tmp_path):
     now = [0.0]
-    session = DrawingSession(model, CPU, reference_images(), save_folder=str(tmp_path),
+    session = DrawingSession(model, CPU, reference_images(), None, DrawingFolder(str(tmp_path)),
                              log=lambda line: None, clock=lambda: now[0])
-    (left, top) = canvas_module.canvas_origin()
+    (left, top) = (canvas_module.MARGIN, canvas_module.CANVAS_TOP)
     session.press(left + 50, top + 50)
     session.drag(left + 200, top + 200)
     assert session.update()  # the first read of a stroke happens at once
@@ -204,11 +205,9 @@ def test_strokes_start_only_on_the_paper(model, tmp_path):
     session.press(5, 5)  # on the title bar
     session.drag(200, 200)
     session.release()
-    assert session.canvas.is_empty
-    canvas = Canvas()
-    canvas.start_stroke(-50, 10)
-    canvas.extend_stroke(10_000, 20)
-    assert canvas.end_stroke() and canvas.strokes[0] == [(0, 10), (canvas.size - 1, 20)]
+    assert not session.canvas.strokes
+    canvas = Canvas([[(-50, 10), (10_000, 20)]])  # points off the paper end at its edge
+    assert canvas.strokes[0] == [(0, 10), (canvas.size - 1, 20)]
 
 
 def test_draw_without_a_display_says_why_and_exits_1(trained, tmp_path):
@@ -243,7 +242,7 @@ def test_drawing_in_the_window_on_a_virtual_display(trained, kmnist_dir, tmp_pat
                      env) as predict:
             window = wait_for_window(predict, DRAW_WINDOW, env)
             time.sleep(1.0)  # let the window map and draw its first picture
-            (left, top) = canvas_module.canvas_origin()
+            (left, top) = (canvas_module.MARGIN, canvas_module.CANVAS_TOP)
             # one stroke: press, several moves, release (a diagonal across the paper)
             _xdotool(env, "mousemove", "--window", window, left + 60, top + 60)
             _xdotool(env, "mousedown", 1)

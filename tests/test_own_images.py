@@ -116,7 +116,7 @@ def test_predict_on_image_files_reports_each_and_fails_for_the_bad_ones(trained,
     err = result.stderr
     assert "blank.png: the image is blank" in err
     assert "broken.jpg: not an image file that OpenCV can read" in err
-    assert "missing.png: no such file" in err
+    assert "missing.png: cannot be read (No such file or directory)" in err
     assert "3 of 5 files could not be classified" in err and "Traceback" not in err
     assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -136,7 +136,7 @@ def test_a_pipe_an_empty_file_and_an_empty_folder_are_each_reported(trained, tmp
     assert result.stderr.splitlines() == [
         f"[ERROR] {tmp_path / 'nothing'}: the folder holds no image files (.png, .jpg, .jpeg, "
         ".bmp, .tif, .tiff, .webp, .pbm, .pgm, .ppm)",
-        f"[ERROR] {tmp_path / 'pipe.png'}: this is a named pipe, not an image file",
+        f"[ERROR] {tmp_path / 'pipe.png'}: this is not a regular file, so not an image file",
         f"[ERROR] {tmp_path / 'empty.png'}: the file is empty",
         "[ERROR] 2 of 3 files could not be classified"]
 
