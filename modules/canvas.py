@@ -1,12 +1,10 @@
 """Draw a character and watch LeNet read it: everything but the window.
 
-``Canvas`` keeps the strokes (for undo) and renders them as black ink on
-white paper; ``read_drawing`` puts that picture through exactly the
-preprocessing of ``predict.py --image`` and the model; ``compose`` builds the
-window's picture (the canvas, the 28x28 input, the top 3 classes, conv1's
-feature maps, the ten classes, the keys).  ``DrawingSession`` is the window's
-state, ``DrawingFolder`` where drawings are saved.  All of it works on NumPy
-images, so it is tested without a display; display.py only forwards events.
+``Canvas`` renders strokes as black ink on white paper; ``read_drawing``
+puts it through the preprocessing of ``predict.py --image`` and the model;
+``compose`` builds the window's picture; ``DrawingSession`` is the window's
+state and ``DrawingFolder`` where drawings are saved.  All of it works on
+NumPy images, so it is tested without a display.
 """
 
 import os
@@ -55,15 +53,10 @@ class Canvas:
 
     def __init__(self, strokes=()):
         self.size = CANVAS_SIZE
-        self.strokes = []
-        for stroke in strokes:
-            self.add_stroke(stroke)
+        self.strokes = [[self.inside(x, y) for (x, y) in stroke] for stroke in strokes]
 
     def inside(self, x, y):
         return (min(max(int(x), 0), self.size - 1), min(max(int(y), 0), self.size - 1))
-
-    def add_stroke(self, points):
-        self.strokes.append([self.inside(x, y) for (x, y) in points])
 
     def image(self):
         """The drawing as a ``size`` x ``size`` uint8 picture, black ink on white."""
@@ -85,8 +78,7 @@ class DrawingFolder:
     MAX_DRAWINGS, the folder read once, then each name the next number."""
 
     def __init__(self, path, log=print):
-        (self.path, self.log) = (path, log)
-        self.lock = threading.Lock()  # two browser tabs may save at once
+        (self.path, self.log, self.lock) = (path, log, threading.Lock())  # (two tabs may save)
         self.count = self.next = None
 
     def save(self, canvas):
@@ -120,12 +112,11 @@ class DrawingFolder:
 
 
 class Reading:
-    """What the model made of one drawing (all None for an empty canvas)."""
+    """What the model made of one drawing: the 28x28 input in [0, 1], the 10
+    class probabilities and conv1's 20 feature maps (all None: nothing drawn)."""
 
     def __init__(self, character=None, probabilities=None, maps=None):
-        self.character = character  # the 28x28 input in [0, 1]
-        self.probabilities = probabilities  # 10 class probabilities
-        self.maps = maps  # conv1's 20 feature maps, 24x24 each
+        (self.character, self.probabilities, self.maps) = (character, probabilities, maps)
 
     @property
     def empty(self):
@@ -161,9 +152,8 @@ def reference_images(test_data=None, glyph_masks=None, size=48):
     return [None] * len(CLASS_NAMES)
 
 
-def _text(picture, text, origin, scale=0.5, color=TEXT, thickness=1):
-    cv2.putText(picture, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness,
-                cv2.LINE_AA)
+def _text(picture, text, origin, scale=0.5, color=TEXT, bold=False):
+    cv2.putText(picture, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1 + bold, cv2.LINE_AA)
 
 
 def _paste_mask(picture, mask, top, left, size, color=TEXT):
@@ -175,8 +165,7 @@ def _paste_mask(picture, mask, top, left, size, color=TEXT):
 
 def background(references, glyph_masks=None):
     """The parts of the window's picture that never change."""
-    picture = np.empty((HEIGHT, WIDTH, 3), np.uint8)
-    picture[:] = BACKGROUND
+    picture = np.full((HEIGHT, WIDTH, 3), BACKGROUND, np.uint8)
     _text(picture, "Draw one hiragana character: LeNet reads it as you draw", (MARGIN, 28), 0.65)
     cv2.rectangle(picture, (MARGIN - 3, CANVAS_TOP - 3),
                   (MARGIN + CANVAS_SIZE + 2, CANVAS_TOP + CANVAS_SIZE + 2), PAPER_BORDER, 3)
@@ -224,11 +213,10 @@ def compose(canvas_image, reading, references, glyph_masks=None, base=None):
         y = INSET_TOP + 6 + row * 54
         if glyph_masks is not None:
             _paste_mask(picture, glyph_masks[k], y, BARS_LEFT, 36)
-        _text(picture, CLASS_NAMES[k], (BARS_LEFT + 42, y + 26), 0.65, TEXT, 2 if row == 0 else 1)
+        _text(picture, CLASS_NAMES[k], (BARS_LEFT + 42, y + 26), 0.65, bold=row == 0)
         p = float(reading.probabilities[k])
-        cv2.rectangle(picture, (bar_left, y + 10), (bar_left + bar_width, y + 30), (70, 70, 70), -1)
-        cv2.rectangle(picture, (bar_left, y + 10), (bar_left + round(bar_width * p), y + 30), BAR,
-                      -1)
+        for (width, colour) in ((bar_width, (70, 70, 70)), (round(bar_width * p), BAR)):
+            cv2.rectangle(picture, (bar_left, y + 10), (bar_left + width, y + 30), colour, -1)
         _text(picture, f"{p:.0%}", (bar_left + bar_width + 6, y + 26))
 
     maps = feature_map_grid(reading.maps)
@@ -243,15 +231,12 @@ def feature_map_grid(maps, columns=10, gap=4):
     stack = np.vstack([cv2.resize((np.clip(fmap / scale, 0, 1) * 255).astype(np.uint8),
                                   (MAP_SIZE, MAP_SIZE), interpolation=cv2.INTER_NEAREST)
                        for fmap in maps])
-    tiles = cv2.applyColorMap(stack, cv2.COLORMAP_MAGMA).reshape(-1, MAP_SIZE, MAP_SIZE, 3)
-    rows = -(-len(tiles) // columns)
-    grid = np.empty((rows * (MAP_SIZE + gap) - gap, columns * (MAP_SIZE + gap) - gap, 3), np.uint8)
+    rows = len(maps) // columns
+    tiles = cv2.applyColorMap(stack, cv2.COLORMAP_MAGMA).reshape(rows, columns, MAP_SIZE, MAP_SIZE, 3)
+    grid = np.empty((rows, MAP_SIZE + gap, columns, MAP_SIZE + gap, 3), np.uint8)
     grid[:] = BACKGROUND
-    for k, tile in enumerate(tiles):
-        (row, col) = divmod(k, columns)
-        (y, x) = (row * (MAP_SIZE + gap), col * (MAP_SIZE + gap))
-        grid[y:y + MAP_SIZE, x:x + MAP_SIZE] = tile
-    return grid
+    grid[:, :MAP_SIZE, :, :MAP_SIZE] = tiles.transpose(0, 2, 1, 3, 4)
+    return grid.reshape(rows * (MAP_SIZE + gap), columns * (MAP_SIZE + gap), 3)[:-gap, :-gap]
 
 
 class DrawingSession:
@@ -261,11 +246,9 @@ class DrawingSession:
     def __init__(self, model, device, references, glyph_masks=None, drawings=None,
                  log=print, clock=time.monotonic):
         (self.model, self.device, self.log, self.clock) = (model, device, log, clock)
-        self.references = references
-        self.glyph_masks = glyph_masks
+        (self.references, self.glyph_masks) = (references, glyph_masks)
         self.drawings = drawings or DrawingFolder("drawings", log)
-        self.canvas = Canvas()
-        self.reading = Reading()
+        (self.canvas, self.reading) = (Canvas(), Reading())
         self.drawing = False  # a stroke is being drawn
         self._background = background(references, glyph_masks)
         self._picture = None  # None: to be composed again
@@ -275,7 +258,7 @@ class DrawingSession:
     def press(self, x, y):
         (x, y) = (x - MARGIN, y - CANVAS_TOP)
         if 0 <= x < CANVAS_SIZE and 0 <= y < CANVAS_SIZE:  # strokes start on the paper
-            self.canvas.add_stroke([(x, y)])
+            self.canvas.strokes.append([self.canvas.inside(x, y)])
             (self.drawing, self._stale, self._picture) = (True, True, None)
 
     def drag(self, x, y):

@@ -27,25 +27,21 @@ def opencv_gui_backend():
 
 
 def _x_server_reachable(display):
-    match = re.fullmatch(r"(?P<host>[^:]*):(?P<number>\d+)(\.\d+)?", display)
+    match = re.fullmatch(r"([^:]*):(\d+)(\.\d+)?", display)
     if not match:
         return False
-    host, number = match.group("host"), int(match.group("number"))
+    (host, number) = (match[1], int(match[2]))
     try:
-        if host in ("", "unix"):
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(2)
-                for address in (f"\0/tmp/.X11-unix/X{number}", f"/tmp/.X11-unix/X{number}"):
-                    try:
-                        sock.connect(address)
-                        return True
-                    except OSError:
-                        continue
-                return False
-        with socket.create_connection((host, 6000 + number), timeout=2):
+        if host not in ("", "unix"):
+            socket.create_connection((host, 6000 + number), timeout=2).close()
             return True
+        for address in (f"\0/tmp/.X11-unix/X{number}", f"/tmp/.X11-unix/X{number}"):
+            with socket.socket(socket.AF_UNIX) as sock:  # the abstract socket, then the file
+                if sock.connect_ex(address) == 0:
+                    return True
     except OSError:
-        return False
+        pass
+    return False
 
 
 def display_problem():

@@ -1,20 +1,12 @@
 """predict.py --draw --browser: the drawing window as a page in the browser.
 
-waitress, a small pure-Python server, does the HTTP: it parses requests
-(a 4xx for a malformed one), reads whole requests before a worker thread
-sees them, keeps a bounded pool of workers and a long listen backlog.  This
-file keeps the project's own rules, since every request may be hostile:
-
-- four fixed routes (/, /classes, /read, /save), anything else 404 or 405;
-  no name from a client is ever used as a file name;
-- a Host must be an IP address, localhost or the --host name (so a
-  DNS-rebinding page is refused), a POST must come from the page itself;
-- a body is JSON of at most MAX_BODY bytes holding at most MAX_POINTS points
-  (a few times the largest drawing measured), and must arrive within
-  REQUEST_DEADLINE seconds; saved drawings are capped (canvas.DrawingFolder);
-- nothing a client sends is printed; the page may run only its own script.
-
-The page sends its strokes; the window's own code renders and reads them.
+waitress, a small pure-Python server, does the HTTP: parsing (a 4xx for a
+malformed request), whole requests read before a worker sees them, a bounded
+pool of workers.  The project's own rules stay here, as every request may be
+hostile: four fixed routes; a Host that is an address, localhost or --host
+(no DNS rebinding); POSTs only from the page itself; bounded bodies, points
+and time per request; capped saves; nothing from a client printed; the page
+runs only its own script.  The window's own code renders and reads the strokes.
 """
 
 import base64
@@ -45,25 +37,22 @@ from modules.console import UserError
 from modules.data import CLASS_NAMES, HIRAGANA
 
 PAGE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "draw_page.html")
-# a slow, dense character drawn with a 240 Hz pen is about 1,000 points and
-# 10 kB of JSON (docs/performance.md); the limits allow four times that
-MAX_POINTS = 4_000
+# a slow character (5 s of strokes) from a 1,000 Hz mouse is about 5,000
+# points, 50 kB of JSON; the limits allow twice that (docs/performance.md)
+MAX_POINTS = 10_000
 MAX_STROKES = 200
-MAX_BODY = 48_000  # bytes
-MAX_COORDINATE = 100_000  # far off the canvas is clamped to it; beyond, the request is refused
+MAX_BODY = 120_000  # bytes
+MAX_COORDINATE = 100_000  # off the canvas is clamped to its edge; this far off is refused
 REQUEST_DEADLINE = 10  # seconds for a whole request to arrive
 THREADS = 4
+JSON = "application/json"
 GET_ROUTES = ("/", "/classes")
 POST_ROUTES = ("/read", "/save")
 LOOPBACK_NAMES = ("localhost",)
 
 
 class BadRequest(Exception):
-    """A request this server will not serve: its HTTP status and a short reason."""
-
-    def __init__(self, status, reason):
-        super().__init__(reason)
-        self.status = status
+    """A request this server will not serve: (HTTP status, a short reason)."""
 
 
 def png_data_uri(image):
@@ -100,9 +89,7 @@ class Console:
     """One line per event, whole, from any thread; nothing once stopped."""
 
     def __init__(self, write=print):
-        self.write = write
-        self.lock = threading.RLock()
-        self.stopped = False
+        (self.write, self.lock, self.stopped) = (write, threading.RLock(), False)
 
     def __call__(self, line):
         with self.lock:
@@ -126,10 +113,9 @@ class DrawingApp:
             page = f.read()
         self.page = page.encode()
         self.classes = json.dumps({
-            "names": CLASS_NAMES, "hiragana": HIRAGANA, "canvas": CANVAS_SIZE,
-            "brush": BRUSH_WIDTH,
-            "references": [None if image is None else png_data_uri(image)
-                           for image in references]}).encode()
+            "names": CLASS_NAMES, "hiragana": HIRAGANA, "canvas": CANVAS_SIZE, "brush": BRUSH_WIDTH,
+            "references": [image if image is None else png_data_uri(image) for image in references]
+        }).encode()
 
         def inline_hash(tag):  # allows exactly the page's one inline <tag> block
             block = re.search(rf"<{tag}>(.*?)</{tag}>", page, re.DOTALL).group(1)
@@ -151,12 +137,12 @@ class DrawingApp:
             (status, extra) = ("200 OK", [("Server-Timing", f"read;dur="
                                            f"{(time.perf_counter() - started) * 1000:.2f}")])
         except BadRequest as refused:
-            (content_type, body) = ("application/json", json.dumps({"error": str(refused)}).encode())
-            (status, extra) = (f"{refused.status} {HTTPStatus(refused.status).phrase}", [])
+            (code, reason) = refused.args
+            (content_type, body) = (JSON, json.dumps({"error": reason}).encode())
+            (status, extra) = (f"{code} {HTTPStatus(code).phrase}", [])
         except Exception as error:  # noqa: BLE001 - a bug of ours: one line, a 500
             self.console(f"[ERROR] the drawing server failed: {type(error).__name__}")
-            (content_type, body, status, extra) = ("application/json", b'{"error": "internal"}',
-                                                   "500 Internal Server Error", [])
+            (content_type, body, status, extra) = (JSON, b"{}", "500 Internal Server Error", [])
         start_response(status, [("Content-Type", content_type),
                                 ("Content-Length", str(len(body))), *self.headers, *extra])
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
@@ -180,8 +166,7 @@ class DrawingApp:
         if path not in GET_ROUTES + POST_ROUTES:
             raise BadRequest(404, "not found")
         if method in ("GET", "HEAD") and path in GET_ROUTES:
-            return (("text/html; charset=utf-8", self.page) if path == "/" else
-                    ("application/json", self.classes))
+            return ("text/html; charset=utf-8", self.page) if path == "/" else (JSON, self.classes)
         if method != "POST" or path not in POST_ROUTES:
             raise BadRequest(405, "method not allowed")
         # a POST must come from this server's own page
@@ -190,7 +175,7 @@ class DrawingApp:
             raise BadRequest(403, "cross-origin request refused")
         if "HTTP_TRANSFER_ENCODING" in environ or not environ.get("CONTENT_LENGTH"):
             raise BadRequest(411, "send the body with a Content-Length")
-        if environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() != "application/json":
+        if environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() != JSON:
             raise BadRequest(415, "the body must be application/json")
         # waitress has refused a longer body (413) and read this one whole
         (strokes, final) = parse_request(environ["wsgi.input"].read(MAX_BODY + 1))
@@ -202,11 +187,11 @@ class DrawingApp:
                 if self.console.stopped:
                     raise BadRequest(503, "the server is stopping")
                 try:
-                    return "application/json", json.dumps({"saved": self.drawings.save(canvas)}).encode()
+                    return JSON, json.dumps({"saved": self.drawings.save(canvas)}).encode()
                 except NotSaved as reason:
                     self.console(f"[ERROR] the drawing was not saved: {reason}")
                     raise BadRequest(409, str(reason)) from None
-        return "application/json", json.dumps(self.read(canvas, final)).encode()
+        return JSON, json.dumps(self.read(canvas, final)).encode()
 
     def read(self, canvas, final):
         """The reading the page shows; ``final`` (a finished stroke, an undo)

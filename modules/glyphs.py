@@ -51,28 +51,25 @@ def fonts_missing_from_cache():
 
 def _find_hiragana_font():
     """The first font in matplotlib's list that has the glyphs, or None."""
-    for entry in sorted(font_manager.fontManager.ttflist, key=lambda f: f.name):
-        if _is_hiragana_font(entry.name, entry.fname):
-            return font_manager.FontProperties(fname=entry.fname)
-    return None
+    return next((font_manager.FontProperties(fname=entry.fname) for entry in sorted(
+        font_manager.fontManager.ttflist, key=lambda f: f.name)
+        if _is_hiragana_font(entry.name, entry.fname)), None)
 
 
-def _find_uncached_hiragana_font():
-    """The same among the fonts installed after matplotlib's list was made."""
-    for path in fonts_missing_from_cache():
-        try:
-            name = FT2Font(path).family_name
-        except Exception:  # noqa: BLE001 - an unreadable font file is not used
-            continue
-        if _is_hiragana_font(name, path):
-            return font_manager.FontProperties(fname=path)
-    return None
+def _family_name(path):
+    try:
+        return FT2Font(path).family_name
+    except Exception:  # noqa: BLE001 - an unreadable font file is not used
+        return ""
 
 
 @functools.lru_cache(maxsize=1)
 def hiragana_font():
-    """A matplotlib FontProperties for a font with all ten glyphs (and Latin), or None."""
-    return _find_hiragana_font() or _find_uncached_hiragana_font()
+    """A matplotlib FontProperties for a font with all ten glyphs (and Latin),
+    among matplotlib's fonts, then those installed since it listed them; or None."""
+    return _find_hiragana_font() or next(
+        (font_manager.FontProperties(fname=path) for path in fonts_missing_from_cache()
+         if _is_hiragana_font(_family_name(path), path)), None)
 
 
 def glyph_images(size):
