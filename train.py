@@ -2,9 +2,8 @@
 # python train.py --model output/model.pth --plot output/plot.png
 """Train LeNet on Kuzushiji-MNIST (KMNIST), following the tutorial's steps.
 
-Writes the model (a safe checkpoint) and the loss/accuracy plot, and beside
-the model the confusion matrix, the worst mistakes, the learned filters and
-metrics.json, all as one set; prints the tutorial's console output.
+Writes the model and the loss/accuracy plot, and beside the model the
+reports (modules/reports.py), all as one set; prints the tutorial's lines.
 From Python or a notebook: ``import train; train.main(["--epochs", "1"])``.
 """
 
@@ -31,10 +30,8 @@ from modules.outputs import OutputSet, check_writable
 from modules.recipes import RECIPES
 from modules.reports import report_paths, save_reports, save_training_plot
 
-# the split is always made with seed 42, as in the tutorial
-SPLIT_SEED = 42
-# evaluation needs no gradients, so it can take much larger batches
-EVAL_BATCH_SIZE = 1000
+SPLIT_SEED = 42  # the split is always made with seed 42, as in the tutorial
+EVAL_BATCH_SIZE = 1000  # evaluation needs no gradients, so it can take much larger batches
 
 
 def parse_args(argv):
@@ -50,25 +47,23 @@ def parse_args(argv):
     ap.add_argument("--recipe", choices=sorted(RECIPES), default="tutorial",
                     help="how to train: " + "; ".join(f"{r.name} = {r.description}"
                                                       for r in RECIPES.values()))
-    ap.add_argument("--epochs", type=positive_int,
-                    help="epochs to train (default: the recipe's, 10 for tutorial)")
-    ap.add_argument("--batch-size", type=positive_int,
-                    help="training batch size (default: the recipe's, 64 for tutorial)")
-    ap.add_argument("--lr", type=positive_float,
-                    help="learning rate (default: the recipe's, 1e-3 for tutorial)")
-    ap.add_argument("--val-split", type=fraction,
-                    help="fraction of the 60,000 training images held out for validation "
-                         "(default: the recipe's, 0.25 for tutorial)")
-    ap.add_argument("--seed", type=seed_value, default=42,
-                    help="seed for weights, shuffling and augmentation; the same seed "
-                         "gives the same numbers on the same CPU")
+    ap.add_argument("--epochs", type=positive_int, help="epochs to train (default: the "
+                    "recipe's, 10 for tutorial)")
+    ap.add_argument("--batch-size", type=positive_int, help="training batch size (default: "
+                    "the recipe's, 64 for tutorial)")
+    ap.add_argument("--lr", type=positive_float, help="learning rate (default: the recipe's, "
+                    "1e-3 for tutorial)")
+    ap.add_argument("--val-split", type=fraction, help="share of the 60,000 training images "
+                    "held out for validation (default: the recipe's, 0.25 for tutorial)")
+    ap.add_argument("--seed", type=seed_value, default=42, help="seed for weights, shuffling "
+                    "and augmentation: the same seed gives the same numbers on the same CPU")
     ap.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                     help="where to train: auto = CUDA, then MPS, then CPU")
     ap.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                     help="arithmetic of the forward pass: auto = bfloat16 mixed precision on "
                          "CPUs that compute it natively (faster), float32 elsewhere")
-    ap.add_argument("--no-download", action="store_true",
-                    help="never download; use only files already in --data-dir")
+    ap.add_argument("--no-download", action="store_true", help="never download; use only "
+                    "files already in --data-dir")
     return ap.parse_args(argv)
 
 
@@ -98,9 +93,9 @@ def main(argv=()):
     VAL_SPLIT = args.val_split or recipe.val_split or VAL_SPLIT
     TRAIN_SPLIT = 1 - VAL_SPLIT
 
-    # set the device we will be using to train the model: a GPU where
-    # present; on a CPU that computes bfloat16 natively, mixed precision
-    # (the weights stay float32; an epoch 30% shorter, docs/performance.md)
+    # set the device we will be using to train the model, and its precision:
+    # bfloat16 mixed precision on a CPU that computes it natively (the weights
+    # stay float32; an epoch 30% shorter, docs/performance.md)
     (device, ampDtype) = prepare(args.device, args.precision)
     precision = "bf16 mixed precision" if ampDtype is not None else "fp32"
     torch.manual_seed(args.seed)
@@ -120,8 +115,7 @@ def main(argv=()):
     if min(numTrainSamples, numValSamples) == 0:
         raise UserError(f"--val-split {VAL_SPLIT:g} of {len(trainData)} training images "
                         "leaves no image on one side; choose a split nearer 0.5")
-    # the images live in memory as one tensor on the device, and the data
-    # loaders take each batch from it in one step (modules/data.py)
+    # (the images are held as one tensor on the device, modules/data.py)
     (trainData, valData) = random_split(
         KMNISTTensors(trainData, device), [numTrainSamples, numValSamples],
         generator=torch.Generator().manual_seed(SPLIT_SEED))
@@ -132,8 +126,9 @@ def main(argv=()):
     valDataLoader = batches(valData, EVAL_BATCH_SIZE)
     testDataLoader = batches(KMNISTTensors(testData, device), EVAL_BATCH_SIZE)
 
-    # initialize the LeNet model; channels-last memory is the faster layout
-    # for these convolutions on the CPU (an epoch 17% shorter)
+    # initialize the LeNet model; channels-last weights are the faster layout
+    # for these convolutions on the CPU (an epoch 17% shorter; a one-channel
+    # input is laid out that way already)
     print("[INFO] initializing the LeNet model...")
     model = LeNet(numChannels=1, classes=len(CLASS_NAMES)).to(
         device, memory_format=torch.channels_last)
@@ -143,17 +138,11 @@ def main(argv=()):
     # recipes decay the weights (AdamW) and smooth the labels (LeNet outputs
     # log-probabilities, so CrossEntropyLoss on them is NLLLoss plus smoothing)
     fused = True if device.type in ("cpu", "cuda") else None
-    if recipe.weight_decay:
-        opt = AdamW(model.parameters(), lr=INIT_LR, weight_decay=recipe.weight_decay,
-                    fused=fused)
-    else:
-        opt = Adam(model.parameters(), lr=INIT_LR, fused=fused)
-    if recipe.label_smoothing:
-        lossFn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    else:
-        lossFn = nn.NLLLoss()
-    # the improved recipes also step a one-cycle schedule after every batch
-    # and distort every image
+    opt = (AdamW(model.parameters(), lr=INIT_LR, weight_decay=recipe.weight_decay, fused=fused)
+           if recipe.weight_decay else Adam(model.parameters(), lr=INIT_LR, fused=fused))
+    lossFn = (nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+              if recipe.label_smoothing else nn.NLLLoss())
+    # the improved recipes also step a one-cycle schedule and distort every image
     scheduler = recipe.schedule(opt, INIT_LR, EPOCHS, len(trainDataLoader))
     augment = recipe.augmentation(torch.Generator(device=device).manual_seed(args.seed))
 
@@ -170,7 +159,7 @@ def main(argv=()):
         model.train()
 
         # initialize the total training and validation loss, and the number
-        # of correct predictions; they stay on the device, read once an epoch
+        # of correct predictions (tensors on the device, read once an epoch)
         totalTrainLoss = totalValLoss = trainCorrect = valCorrect = 0
 
         # loop over the training set (with a progress bar on a terminal)
@@ -178,7 +167,6 @@ def main(argv=()):
             # the batch is on the device already; the improved recipes distort it
             if augment is not None:
                 x = augment(x)
-            x = x.contiguous(memory_format=torch.channels_last)
 
             # perform a forward pass and calculate the training loss
             with autocast(device, ampDtype):
@@ -186,7 +174,7 @@ def main(argv=()):
                 loss = lossFn(pred, y)
 
             # zero out the gradients, perform the backpropagation step,
-            # and update the weights
+            # and update the weights (and the improved recipes' learning rate)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -208,7 +196,7 @@ def main(argv=()):
             for (x, y) in valDataLoader:
                 # make the predictions and calculate the validation loss
                 with autocast(device, ampDtype):
-                    pred = model(x.contiguous(memory_format=torch.channels_last)).float()
+                    pred = model(x).float()
                 totalValLoss += F.nll_loss(pred, y, reduction="sum")
 
                 # calculate the number of correct predictions
@@ -247,14 +235,13 @@ def main(argv=()):
         # set the model in evaluation mode
         model.eval()
 
-        # initialize a list to store our predictions (log-probabilities,
-        # which say how sure the model was, for the reports)
+        # initialize a list to store our predictions (as log-probabilities)
         preds = []
 
         # loop over the test set
         for (x, _) in testDataLoader:
             # make the predictions and add them to the list
-            preds.append(model(x.contiguous(memory_format=torch.channels_last)).float().cpu())
+            preds.append(model(x).float().cpu())
 
     # generate a classification report
     testLogProbs = torch.cat(preds)
@@ -265,8 +252,8 @@ def main(argv=()):
     testAcc = (preds == testData.targets).float().mean().item()
 
     # plot the training loss and accuracy, serialize the model to disk (its
-    # weights and plain metadata, never a pickled model) and write the
-    # reports beside it: each under a temporary name until all are done
+    # weights and plain metadata) and write the reports, each file under a
+    # temporary name until all are done, then all at once
     with OutputSet() as outputs:
         save_training_plot(H, outputs.path(args.plot))
         options = {**vars(args), "epochs": EPOCHS, "batch_size": BATCH_SIZE, "lr": INIT_LR,
@@ -275,21 +262,16 @@ def main(argv=()):
             **model_metadata(model), "options": options, "test_accuracy": testAcc,
             "versions": versions()})
         paths = save_reports(
-            outputs, model, args.model, testData.data, testData.targets, testLogProbs, metrics={
-                "history": H, "test_loss": F.nll_loss(testLogProbs, testData.targets).item(),
-                "test_accuracy": testAcc, "class_names": list(CLASS_NAMES), "options": options,
-                "train_samples": numTrainSamples, "val_samples": numValSamples,
-                "train_seconds": round(endTime - startTime, 3),
-                "wall_seconds": round(time.time() - runStartTime, 3), "device": device.type,
-                "precision": precision, "torch_threads": torch.get_num_threads(),
-                "versions": versions()})
+            outputs, model, args.model, testData.data, testData.targets, testLogProbs, history=H,
+            options=options, train_samples=numTrainSamples, val_samples=numValSamples,
+            train_seconds=round(endTime - startTime, 3),
+            wall_seconds=round(time.time() - runStartTime, 3), device=device.type,
+            precision=precision)
         print(f"[INFO] saved the model to {args.model}, the plot to {args.plot}, the confusion "
               f"matrix to {paths['confusion_matrix.png']}, the worst mistakes to "
               f"{paths['mistakes.png']}, the filters and feature maps to {paths['filters.png']} "
               f"and metrics to {paths['metrics.json']}")
-        print(f"[INFO] test accuracy: {testAcc:.4f}")
-        sys.stdout.flush()
-        # then all at once: an interrupted run leaves the earlier set whole
+        print(f"[INFO] test accuracy: {testAcc:.4f}", flush=True)
         outputs.commit()
     return 0
 

@@ -43,6 +43,7 @@ MAX_POINTS = 10_000
 MAX_STROKES = 200
 MAX_BODY = 120_000  # bytes
 MAX_COORDINATE = 100_000  # off the canvas is clamped to its edge; this far off is refused
+MAX_INK = 40 * CANVAS_SIZE  # pixels of stroke in all: rendering costs what is drawn
 REQUEST_DEADLINE = 10  # seconds for a whole request to arrive
 THREADS = 4
 JSON = "application/json"
@@ -82,7 +83,11 @@ def parse_request(body):
     final = payload.get("final", False)
     if not isinstance(final, bool):
         raise BadRequest(400, '"final" must be true or false')
-    return strokes, final
+    canvas = Canvas(strokes)
+    if sum(np.hypot(*np.diff(np.array(stroke), axis=0).T).sum() for stroke in canvas.strokes) \
+            > MAX_INK:
+        raise BadRequest(400, f"at most {MAX_INK:,} pixels of strokes in all")
+    return canvas, final
 
 
 class Console:
@@ -178,8 +183,7 @@ class DrawingApp:
         if environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() != JSON:
             raise BadRequest(415, "the body must be application/json")
         # waitress has refused a longer body (413) and read this one whole
-        (strokes, final) = parse_request(environ["wsgi.input"].read(MAX_BODY + 1))
-        canvas = Canvas(strokes)
+        (canvas, final) = parse_request(environ["wsgi.input"].read(MAX_BODY + 1))
         if path == "/save":
             if not canvas.strokes:
                 raise BadRequest(400, "nothing to save: the canvas is empty")

@@ -1,13 +1,8 @@
-"""The pictures and reports train.py and predict.py write.
-
+"""The pictures and reports train.py and predict.py write: the tutorial's
+plot, and beside the model the confusion matrix, the 25 most confident
+mistakes, conv1's filters with both layers' feature maps, and metrics.json.
 Each picture is a matplotlib ``Figure`` drawn straight to a file: no pyplot,
-no window, no backend switched for the rest of the process.  Beside the
-model, train.py writes what the network learned and got wrong:
-
-    confusion_matrix.png  true against predicted class on the test set
-    mistakes.png          the 25 most confident mistakes
-    filters.png           conv1's filters, conv1's and conv2's feature maps
-    metrics.json          history, test accuracy, confusion matrix, options, times
+no window, no backend switched for the rest of the process.
 """
 
 import json
@@ -15,11 +10,13 @@ import os
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 from matplotlib import style
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
+from modules.checkpoint import versions
 from modules.classify import feature_maps
 from modules.data import CLASS_NAMES, HIRAGANA
 from modules.glyphs import GLYPH_HINT, class_labels, hiragana_font
@@ -59,9 +56,8 @@ def save_confusion_matrix(matrix, path):
     ax = fig.subplots()
     ConfusionMatrixDisplay(np.asarray(matrix), display_labels=class_labels(font is not None)).plot(
         ax=ax, cmap="Blues", colorbar=True, values_format="d")
-    if font is not None:
-        for tick in ax.get_xticklabels() + ax.get_yticklabels():
-            tick.set_fontproperties(font)
+    for tick in (ax.get_xticklabels() + ax.get_yticklabels()) if font else ():
+        tick.set_fontproperties(font)
     ax.set_title("KMNIST test set: true class (rows) vs predicted class (columns)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -74,12 +70,12 @@ def save_prediction_grid(panels, path, title):
     columns = min(5, len(panels))
     rows = -(-len(panels) // columns)
     fig = Figure(figsize=(2.3 * columns, 2.6 * rows + 0.4))
-    axes = fig.subplots(rows, columns, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (image, caption, colour) in zip(axes.flat, panels):
+    axes = fig.subplots(rows, columns, squeeze=False).flat
+    for ax, (image, caption, colour) in zip(axes, panels):
         ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(caption, color=colour, fontsize=10, fontproperties=font)
+    for ax in fig.axes:
+        ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -161,22 +157,26 @@ def print_confused_pairs(matrix, count=3):
               f"{matrix[j, i]} {CLASS_NAMES[j]} as {CLASS_NAMES[i]})")
 
 
-def save_reports(outputs, model, model_path, images, targets, log_probs, metrics):
+def save_reports(outputs, model, model_path, images, targets, log_probs, **run):
     """Write the four reports beside ``model_path`` through ``outputs`` (an
     OutputSet): ``images`` are the N x 28 x 28 uint8 test images, ``targets``
-    their labels, ``log_probs`` the model's N x 10 answers; ``metrics`` goes
-    into metrics.json with the confusion matrix."""
+    their labels, ``log_probs`` the model's N x 10 answers; metrics.json gets
+    ``run`` (history, options, sample counts, times, device) and the test results."""
     paths = report_paths(model_path)
-    (targets, probs) = (targets.numpy(), np.exp(log_probs.double().numpy()))
-    matrix = confusion_matrix(targets, probs.argmax(1), labels=range(len(CLASS_NAMES)))
+    (labels, probs) = (targets.numpy(), np.exp(log_probs.double().numpy()))
+    matrix = confusion_matrix(labels, probs.argmax(1), labels=range(len(CLASS_NAMES)))
     print_confused_pairs(matrix)
     save_confusion_matrix(matrix, outputs.path(paths["confusion_matrix.png"]))
-    save_mistakes(images.numpy(), targets, probs, outputs.path(paths["mistakes.png"]))
+    save_mistakes(images.numpy(), labels, probs, outputs.path(paths["mistakes.png"]))
     # what the first layers learned, shown on the first test image
-    save_filters(model, images[0].float().numpy() / 255, int(targets[0]),
+    save_filters(model, images[0].float().numpy() / 255, int(labels[0]),
                  outputs.path(paths["filters.png"]))
     if hiragana_font() is None:
         print(GLYPH_HINT)
+    metrics = {**run, "test_loss": F.nll_loss(log_probs, targets).item(),
+               "test_accuracy": (log_probs.argmax(1) == targets).float().mean().item(),
+               "class_names": list(CLASS_NAMES), "confusion_matrix": matrix.tolist(),
+               "torch_threads": torch.get_num_threads(), "versions": versions()}
     with open(outputs.path(paths["metrics.json"]), "w") as f:
-        json.dump({**metrics, "confusion_matrix": matrix.tolist()}, f, indent=2)
+        json.dump(metrics, f, indent=2)
     return paths
