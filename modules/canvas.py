@@ -53,7 +53,9 @@ class Canvas:
 
     def __init__(self, strokes=()):
         self.size = CANVAS_SIZE
-        self.strokes = [[self.inside(x, y) for (x, y) in stroke] for stroke in strokes]
+        # points off the paper go to its edge (truncated like int(), as inside() does)
+        self.strokes = [np.clip(np.array(stroke, np.float64), 0, self.size - 1).astype(np.int32)
+                        for stroke in strokes]
 
     def inside(self, x, y):
         return (min(max(int(x), 0), self.size - 1), min(max(int(y), 0), self.size - 1))
@@ -65,7 +67,7 @@ class Canvas:
             # a round brush: lines between the points, round ends (a click leaves a dot)
             cv2.polylines(paper, [np.array(stroke, np.int32)], False, 0, BRUSH_WIDTH, cv2.LINE_AA)
             for end in (stroke[0], stroke[-1]):
-                cv2.circle(paper, end, BRUSH_WIDTH // 2, 0, -1, cv2.LINE_AA)
+                cv2.circle(paper, (int(end[0]), int(end[1])), BRUSH_WIDTH // 2, 0, -1, cv2.LINE_AA)
         return paper
 
 

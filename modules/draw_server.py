@@ -11,6 +11,7 @@ runs only its own script.  The window's own code renders and reads the strokes.
 
 import base64
 import errno
+import gc
 import hashlib
 from http import HTTPStatus
 import ipaddress
@@ -37,15 +38,18 @@ from modules.console import UserError
 from modules.data import CLASS_NAMES, HIRAGANA
 
 PAGE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "draw_page.html")
-# a slow character (5 s of strokes) from a 1,000 Hz mouse is about 5,000
-# points, 50 kB of JSON; the limits allow twice that (docs/performance.md)
-MAX_POINTS = 10_000
+# the page sends a point only where the pointer moved to another pixel, so a
+# drawing has about as many points as pixels of strokes; the sample character
+# of benchmarks/bench_draw.py has 700, and rendering costs what is drawn
+MAX_INK = 12 * CANVAS_SIZE  # pixels of strokes in all: 4,032
+MAX_POINTS = MAX_INK
 MAX_STROKES = 200
-MAX_BODY = 120_000  # bytes
+MAX_BODY = 48_000  # bytes: 4,032 points of at most "[335,335],"
 MAX_COORDINATE = 100_000  # off the canvas is clamped to its edge; this far off is refused
-MAX_INK = 40 * CANVAS_SIZE  # pixels of stroke in all: rendering costs what is drawn
 REQUEST_DEADLINE = 10  # seconds for a whole request to arrive
-THREADS = 4
+# workers enough that a page load always finds one free, as drawings are
+# read one at a time
+THREADS = 16
 JSON = "application/json"
 GET_ROUTES = ("/", "/classes")
 POST_ROUTES = ("/read", "/save")
@@ -62,7 +66,10 @@ def png_data_uri(image):
 
 
 def parse_request(body):
-    """The strokes and ``final`` of a body {"strokes": [[[x, y], ...], ...], "final": bool}."""
+    """The canvas and ``final`` of a body {"strokes": [[[x, y], ...], ...], "final": bool}."""
+    # a list or object apiece costs the parser most, holding the GIL: count first
+    if body.count(b"[") + body.count(b"{") > 1 + MAX_STROKES + MAX_POINTS + 1:
+        raise BadRequest(400, f"at most {MAX_STROKES} strokes of {MAX_POINTS} points in all")
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):
@@ -113,7 +120,7 @@ class DrawingApp:
     def __init__(self, model, device, references, drawings, host_name, console):
         (self.model, self.device, self.drawings) = (model, device, drawings)
         (self.host_name, self.console) = (host_name.lower(), console)
-        self.model_lock = threading.Lock()  # one reading at a time (classify.feature_maps)
+        self.one_at_a_time = threading.Lock()  # (and classify.feature_maps needs it)
         with open(PAGE_FILE, encoding="utf-8") as f:
             page = f.read()
         self.page = page.encode()
@@ -182,8 +189,15 @@ class DrawingApp:
             raise BadRequest(411, "send the body with a Content-Length")
         if environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() != JSON:
             raise BadRequest(415, "the body must be application/json")
-        # waitress has refused a longer body (413) and read this one whole
-        (canvas, final) = parse_request(environ["wsgi.input"].read(MAX_BODY + 1))
+        # waitress has refused a longer body (413) and read this one whole; the
+        # work on it is done one drawing at a time, so that a flood of them
+        # keeps one core busy, not every worker
+        with self.one_at_a_time:
+            return self.draw(path, *parse_request(environ["wsgi.input"].read(MAX_BODY + 1)))
+
+    def draw(self, path, canvas, final):
+        """/save saves the drawing; /read returns the reading the page shows,
+        and ``final`` (a finished stroke, an undo) prints the window's line."""
         if path == "/save":
             if not canvas.strokes:
                 raise BadRequest(400, "nothing to save: the canvas is empty")
@@ -195,27 +209,20 @@ class DrawingApp:
                 except NotSaved as reason:
                     self.console(f"[ERROR] the drawing was not saved: {reason}")
                     raise BadRequest(409, str(reason)) from None
-        return JSON, json.dumps(self.read(canvas, final)).encode()
-
-    def read(self, canvas, final):
-        """The reading the page shows; ``final`` (a finished stroke, an undo)
-        prints the window's console line."""
-        picture = canvas.image()
-        with self.model_lock:
-            reading = read_drawing(self.model, picture, self.device)
+        reading = read_drawing(self.model, canvas.image(), self.device)
         if reading.empty:
-            return {"empty": True}
+            return JSON, b'{"empty": true}'
         if final:
             self.console(reading.console_line())
         p = reading.probabilities
-        return {
+        return JSON, json.dumps({
             "empty": False,
             "input": png_data_uri((reading.character * 255).round().astype(np.uint8)),
             "top": [{"name": CLASS_NAMES[k], "hiragana": HIRAGANA[k], "probability": float(p[k])}
                     for k in top_classes(p)],
             "probabilities": [float(v) for v in p],
             "maps": png_data_uri(feature_map_grid(reading.maps)),
-        }
+        }).encode()
 
 
 class StrictParser(HTTPRequestParser):
@@ -260,6 +267,7 @@ def start_server(app, host, port):
     try:
         return DrawingServer(app, host=host, port=port, threads=THREADS, ident="",
                              max_request_body_size=MAX_BODY, max_request_header_size=16_384,
+                             recv_bytes=65_536,
                              channel_timeout=REQUEST_DEADLINE, cleanup_interval=1,
                              connection_limit=200, expose_tracebacks=False)
     except OSError as error:
@@ -282,6 +290,7 @@ def serve_until_ctrl_c(server, console):
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, stop)
+    gc.freeze()  # the libraries' 290,000 objects: a full collection took 150 ms, now none
     try:
         server.run()  # returns after Ctrl-C, once the workers are done
     finally:

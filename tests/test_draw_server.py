@@ -220,7 +220,8 @@ GOOD = {"strokes": [[[10, 10], [200, 200]]]}
     ("POST", "/read", b"{\"strokes\": [[[1" + b"0" * 400 + b", 2]]]}", {}, 400,
      "each point must be [x, y]"),
     ("POST", "/read", {"strokes": [[[1, 2]]] * 201}, {}, 400, "expected {\"strokes\""),
-    ("POST", "/read", {"strokes": [[[1, 2]] * (MAX_POINTS + 1)]}, {}, 400, "at most 4000 points"),
+    ("POST", "/read", {"strokes": [[[1, 2]] * (MAX_POINTS + 1)]}, {}, 400, "at most 4032 points"),
+    ("POST", "/read", {"strokes": [[[0, 0], [335, 335]] * 30]}, {}, 400, "at most 4,032 pixels"),
     ("POST", "/read", {"strokes": [[[1, 2]]], "final": "yes"}, {}, 400,
      '"final" must be true or false'),
 ])
