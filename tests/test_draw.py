@@ -207,7 +207,7 @@ def test_strokes_start_only_on_the_paper(model, tmp_path):
     session.release()
     assert not session.canvas.strokes
     canvas = Canvas([[(-50, 10), (10_000, 20)]])  # points off the paper end at its edge
-    assert canvas.strokes[0] == [(0, 10), (canvas.size - 1, 20)]
+    assert canvas.strokes[0].tolist() == [[0, 10], [canvas.size - 1, 20]]
 
 
 def test_draw_without_a_display_says_why_and_exits_1(trained, tmp_path):
