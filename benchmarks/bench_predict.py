@@ -4,7 +4,8 @@ Each case is one `python predict.py ... --no-display` in a process of its
 own, timed from start to exit, with its peak resident memory as the kernel
 counted it for that process (os.wait4):
 
-- `--num 10000`: every image of the KMNIST test set, drawn at random;
+- `--num 10000`: 10,000 test images drawn at random with replacement, as
+  the tutorial draws them (about 6,300 distinct ones);
 - `--image FOLDER`: a folder of 10,000 small PNG files, test characters
   drawn black on white paper at 64x64 as a scan would give them.
 

@@ -1,10 +1,10 @@
 """One epoch of the default recipe on the real KMNIST, where a copy is present.
 
-The data is found the way the scripts find it: in KMNIST_DATA_DIR when that
-is set (a writable folder holding KMNIST/raw/; .ci/run makes one from
-../shared/data), else in the default data/ beside train.py.  data/ is the
-reader's own folder, so its files are copied first: torchvision would
-extract the .gz files next to themselves.
+The test looks in KMNIST_DATA_DIR when that is set (a writable folder
+holding KMNIST/raw/; .ci/run makes one from ../shared/data), else in data/
+beside train.py, and passes the folder as --data-dir (the scripts read no
+environment variable).  data/ is the reader's own folder, so its files are
+copied first: the .gz files are extracted next to themselves.
 """
 
 import json
