@@ -51,7 +51,8 @@ def parse_args(argv):
     ap.add_argument("--data-dir", default="data",
                     help="folder that holds (or will hold) KMNIST/raw/")
     ap.add_argument("--num", type=positive_int, default=None,
-                    help="how many random test images to classify (default: 10)")
+                    help="how many random test images to classify, drawn with replacement "
+                         "as the tutorial draws them (default: 10)")
     ap.add_argument("--seed", type=seed_value, default=42,
                     help="NumPy seed that picks the test images")
     ap.add_argument("--image", nargs="+", metavar="PATH",
@@ -81,7 +82,8 @@ def parse_args(argv):
     served = [option for option, given in (("--host", args.host != "127.0.0.1"),
                                            ("--port", args.port != 8000)) if given]
     if served and not args.browser:
-        ap.error(f"{' and '.join(served)} only work{'s' * (len(served) == 1)} with --draw --browser")
+        ap.error(f"{' and '.join(served)} only work{'s' * (len(served) == 1)} with --draw "
+                 "--browser")
     if args.browser and not args.draw:
         ap.error("--browser goes with --draw: python predict.py --draw --browser")
     if args.draw:

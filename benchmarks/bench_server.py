@@ -5,6 +5,7 @@ Starts the server as a user would (a fresh process on a free port of
 long `GET /` takes while:
 
   quiet      nothing else happens
+  burst      100 clients connect at the same moment
   maximal    12 clients send the largest drawing the server accepts to /read, over and over
   junk       12 clients send bodies of the largest size that are not drawings
   slow       100 clients send a request one byte a second (they must be dropped)
@@ -15,6 +16,7 @@ and the server's resident memory before and after.  Only 127.0.0.1 is used.
 """
 
 import argparse
+import concurrent.futures
 import http.client
 import json
 import os
@@ -76,11 +78,20 @@ def rss_megabytes(pid):
     return int(fields["VmRSS"].split()[0]) // 1024, int(fields["VmHWM"].split()[0]) // 1024
 
 
-def measure_while(port, seconds, load):
-    """GET / latencies (ms) every 0.1 s while ``load(stop)`` runs in 12 threads."""
+def measure_while(port, seconds, body, status):
+    """GET / latencies (ms) every 0.1 s while 12 threads post ``body`` to
+    /read over and over (each answer must be ``status``); and how many they posted."""
     stop = threading.Event()
     counts = []
-    threads = [threading.Thread(target=lambda: counts.append(load(stop))) for _ in range(12)]
+
+    def flood():
+        done = 0
+        while not stop.is_set():
+            assert post(port, "/read", body) == status
+            done += 1
+        counts.append(done)
+
+    threads = [threading.Thread(target=flood) for _ in range(12)]
     for thread in threads:
         thread.start()
     time.sleep(1)  # let the load build up
@@ -123,6 +134,8 @@ def main():
         print(f"server pid {server.pid} on port {port}; memory {rss_megabytes(server.pid)[0]} MB")
 
         report("quiet", [get_page(port) * 1000 for _ in range(50)])
+        with concurrent.futures.ThreadPoolExecutor(100) as pool:  # 100 connections at once
+            report("burst", [t * 1000 for t in pool.map(lambda _: get_page(port), range(100))])
 
         body = maximal_drawing()
         started = time.perf_counter()
@@ -130,26 +143,10 @@ def main():
         one = (time.perf_counter() - started) * 1000
         print(f"one maximal /read ({len(body):,} bytes, {MAX_POINTS:,} points): {one:.1f} ms")
 
-        def maximal(stop):
-            done = 0
-            while not stop.is_set():
-                assert post(port, "/read", body) == 200
-                done += 1
-            return done
-
-        (latencies, done) = measure_while(port, args.seconds, maximal)
+        (latencies, done) = measure_while(port, args.seconds, body, 200)
         report("maximal", latencies, f"; {done:,} maximal readings served")
-
         junk = b"[" + b"[]," * ((MAX_BODY - 10) // 3) + b"[]]"
-
-        def junk_load(stop):
-            done = 0
-            while not stop.is_set():
-                assert post(port, "/read", junk) == 400
-                done += 1
-            return done
-
-        (latencies, done) = measure_while(port, args.seconds, junk_load)
+        (latencies, done) = measure_while(port, args.seconds, junk, 400)
         report("junk", latencies, f"; {done:,} refused with 400")
 
         head = (f"POST /read HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: "

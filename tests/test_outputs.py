@@ -61,29 +61,36 @@ def test_nothing_changes_until_the_commit_and_a_failure_leaves_no_temporary(tmp_
     assert sorted(os.listdir(tmp_path)) == ["a.png"] and a.read_bytes() == b"old a"
 
 
-def test_ctrl_c_at_each_step_of_saving_leaves_one_set(trained, kmnist_dir, tmp_path):
-    """train.py interrupted while it writes each of its outputs in turn: the
-    earlier run's files all stay as they were, and no temporary file is left."""
+def train_in_place_of(trained, folder, kmnist_dir, patch):
+    """A copy of the trained run's outputs in ``folder``, then train.py run
+    over them (seed 7, one epoch) with ``patch`` (Python code) applied first;
+    returns (its result, the file names, the copied files' bytes)."""
     out, _ = trained
     names = sorted(os.listdir(out))
     before = {name: (out / name).read_bytes() for name in names}
-    for step in range(len(names)):
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(before[name])
+    code = (f"import os, signal, sys, modules.outputs as o, train\n{patch}\n"
+            "from modules.console import run_main\nrun_main(train.main, sys.argv[1:])\n")
+    result = run_script("-c", code, "--data-dir", kmnist_dir, "--no-download", "--epochs", 1,
+                        "--device", "cpu", "--seed", 7, "-m", folder / "model.pth",
+                        "-p", folder / "plot.png", env=headless_env())
+    return result, names, before
+
+
+def test_ctrl_c_at_each_step_of_saving_leaves_one_set(trained, kmnist_dir, tmp_path):
+    """train.py interrupted while it writes each of its outputs in turn: the
+    earlier run's files all stay as they were, and no temporary file is left."""
+    for step in range(len(os.listdir(trained[0]))):
         folder = tmp_path / str(step)
-        folder.mkdir()
-        for name in names:
-            (folder / name).write_bytes(before[name])
         # the interrupt arrives when the (step + 1)-th output file is begun
-        code = ("import sys, modules.outputs as o, train\n"
-                "real = o.OutputSet.path\n"
-                "def path(self, target):\n"
-                f"    if len(self.staged) == {step}: raise KeyboardInterrupt\n"
-                "    return real(self, target)\n"
-                "o.OutputSet.path = path\n"
-                "from modules.console import run_main\n"
-                "run_main(train.main, sys.argv[1:])\n")
-        result = run_script("-c", code, "--data-dir", kmnist_dir, "--no-download", "--epochs", 1,
-                            "--device", "cpu", "--seed", 7, "-m", folder / "model.pth",
-                            "-p", folder / "plot.png", env=headless_env())
+        (result, names, before) = train_in_place_of(trained, folder, kmnist_dir, (
+            "real = o.OutputSet.path\n"
+            "def path(self, target):\n"
+            f"    if len(self.staged) == {step}: raise KeyboardInterrupt\n"
+            "    return real(self, target)\n"
+            "o.OutputSet.path = path"))
         assert result.returncode == 130 and "interrupted" in result.stderr
         assert sorted(os.listdir(folder)) == names  # no temporary file left
         assert all((folder / name).read_bytes() == before[name] for name in names), step
@@ -91,21 +98,12 @@ def test_ctrl_c_at_each_step_of_saving_leaves_one_set(trained, kmnist_dir, tmp_p
 
 def test_ctrl_c_while_the_files_are_moved_into_place_waits_for_the_whole_set(
         trained, kmnist_dir, tmp_path):
-    out, _ = trained
-    names = sorted(os.listdir(out))
-    for name in names:
-        (tmp_path / name).write_bytes((out / name).read_bytes())
-    code = ("import os, signal, sys, modules.outputs as o, train\n"
-            "real = os.replace\n"
-            "def replace(*args):\n"
-            "    os.kill(os.getpid(), signal.SIGINT)\n"  # Ctrl-C as the first file moves
-            "    real(*args)\n"
-            "o.os.replace = replace\n"
-            "from modules.console import run_main\n"
-            "run_main(train.main, sys.argv[1:])\n")
-    result = run_script("-c", code, "--data-dir", kmnist_dir, "--no-download", "--epochs", 1,
-                        "--device", "cpu", "--seed", 7, "-m", tmp_path / "model.pth",
-                        "-p", tmp_path / "plot.png", env=headless_env())
+    (result, names, before) = train_in_place_of(trained, tmp_path / "run", kmnist_dir, (
+        "real = os.replace\n"
+        "def replace(*args):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"  # Ctrl-C as the first file moves
+        "    real(*args)\n"
+        "o.os.replace = replace"))
     assert result.returncode == 0, result.stderr
-    assert sorted(os.listdir(tmp_path)) == names
-    assert all((tmp_path / name).read_bytes() != (out / name).read_bytes() for name in names)
+    assert sorted(os.listdir(tmp_path / "run")) == names
+    assert all((tmp_path / "run" / name).read_bytes() != before[name] for name in names)
