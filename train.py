@@ -95,7 +95,7 @@ def main(argv=()):
 
     # set the device we will be using to train the model, and its precision:
     # bfloat16 mixed precision on a CPU that computes it natively (the weights
-    # stay float32; an epoch 30% shorter, docs/performance.md)
+    # stay float32; what each speed-up buys: docs/performance.md)
     (device, ampDtype) = prepare(args.device, args.precision)
     precision = "bf16 mixed precision" if ampDtype is not None else "fp32"
     torch.manual_seed(args.seed)
@@ -127,8 +127,8 @@ def main(argv=()):
     testDataLoader = batches(KMNISTTensors(testData, device), EVAL_BATCH_SIZE)
 
     # initialize the LeNet model; channels-last weights are the faster layout
-    # for these convolutions on the CPU (an epoch 17% shorter; a one-channel
-    # input is laid out that way already)
+    # for these convolutions on the CPU (a one-channel input is laid out that
+    # way already)
     print("[INFO] initializing the LeNet model...")
     model = LeNet(numChannels=1, classes=len(CLASS_NAMES)).to(
         device, memory_format=torch.channels_last)

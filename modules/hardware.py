@@ -33,8 +33,8 @@ def choose_device(name="auto"):
 
 def keep_freed_memory_for_reuse():
     """Ask glibc's malloc to keep freed blocks for reuse instead of handing them
-    back to the kernel and faulting them in again every step (an epoch 24%
-    shorter).  True where it took effect (Linux with glibc)."""
+    back to the kernel and faulting them in again every step (an epoch
+    shorter, docs/performance.md).  True where it took effect (Linux with glibc)."""
     if not sys.platform.startswith("linux"):
         return False
     try:
