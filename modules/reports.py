@@ -40,7 +40,7 @@ def save_training_plot(history, path):
         for name in ("train_loss", "val_loss", "train_acc", "val_acc"):
             ax.plot(epochs, history[name], label=name, marker="o", markersize=4)  # one epoch: no line
         ax.set_xlim(0.5, len(epochs) + 0.5)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.set_title("Training Loss and Accuracy on Dataset")
         ax.set_xlabel("Epoch #")
         ax.set_ylabel("Loss/Accuracy")

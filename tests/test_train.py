@@ -101,11 +101,19 @@ def test_train_loss_is_plain_nll_also_where_the_recipe_smooths_labels(kmnist_dir
     assert f"Train loss: {history['train_loss'][-1]:.6f}" in out
 
 
-def test_one_epoch_plot_shows_its_points(kmnist_dir, tmp_path):
+def test_one_epoch_plot_shows_its_points_at_an_integer_epoch(kmnist_dir, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
     from modules.reports import save_training_plot
 
+    figures = []
+    real_savefig = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: figures.append(fig)
+                        or real_savefig(fig, *a, **k))
     history = {"train_loss": [0.2], "val_loss": [0.3], "train_acc": [0.95], "val_acc": [0.9]}
     save_training_plot(history, tmp_path / "plot.png")
+    (ax,) = figures[0].axes
+    assert [tick for tick in ax.get_xticks() if 0.5 <= tick <= 1.5] == [1.0]
     picture = cv2.imread(str(tmp_path / "plot.png"))
     # ggplot's grey background, white grid and dark text have no strong
     # colour: strongly coloured pixels in the middle of the axes, away from
