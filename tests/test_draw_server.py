@@ -44,10 +44,12 @@ def server(model, tmp_path):
                                                                    console), "127.0.0.1", console)
     running = start_server(app, "127.0.0.1", 0)
     running.lines = lines
-    threading.Thread(target=running.run, daemon=True).start()
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
     yield running
+    running.trigger.pull_trigger(running.close)  # closed in its own thread, not under select
+    thread.join(timeout=30)
     running.task_dispatcher.shutdown()
-    running.close()
 
 
 def request(port, method, path, body=None, headers=None, host=None, timeout=30):
