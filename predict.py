@@ -24,7 +24,8 @@ from torch.utils.data import DataLoader, Subset
 from modules.canvas import DrawingFolder, DrawingSession, reference_images
 from modules.checkpoint import build_model, load_checkpoint
 from modules.classify import class_probabilities, describe_top, top_classes
-from modules.console import HelpFormatter, UserError, port_number, positive_int, run_main, seed_value
+from modules.console import (HelpFormatter, UserError, port_number, positive_int, run_main,
+                             seed_value)
 from modules.data import CLASS_NAMES, KMNISTTensors, load_kmnist
 from modules.display import annotate, display_problem, run_drawing_window, show_one_by_one
 from modules.draw_server import (Console, DrawingApp, is_loopback, page_address, serve_until_ctrl_c,

@@ -155,7 +155,8 @@ def reference_images(test_data=None, glyph_masks=None, size=48):
 
 
 def _text(picture, text, origin, scale=0.5, color=TEXT, bold=False):
-    cv2.putText(picture, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1 + bold, cv2.LINE_AA)
+    cv2.putText(picture, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1 + bold,
+                cv2.LINE_AA)
 
 
 def _paste_mask(picture, mask, top, left, size, color=TEXT):
@@ -234,7 +235,8 @@ def feature_map_grid(maps, columns=10, gap=4):
                                   (MAP_SIZE, MAP_SIZE), interpolation=cv2.INTER_NEAREST)
                        for fmap in maps])
     rows = len(maps) // columns
-    tiles = cv2.applyColorMap(stack, cv2.COLORMAP_MAGMA).reshape(rows, columns, MAP_SIZE, MAP_SIZE, 3)
+    tiles = cv2.applyColorMap(stack, cv2.COLORMAP_MAGMA).reshape(rows, columns, MAP_SIZE,
+                                                                  MAP_SIZE, 3)
     grid = np.empty((rows, MAP_SIZE + gap, columns, MAP_SIZE + gap, 3), np.uint8)
     grid[:] = BACKGROUND
     grid[:, :MAP_SIZE, :, :MAP_SIZE] = tiles.transpose(0, 2, 1, 3, 4)

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import signal
-import sys
 import threading
 import time
 import urllib.parse
@@ -277,7 +276,8 @@ def start_server(app, host, port):
         raise UserError(f"cannot listen on {host}:{port}: {error.strerror or error}; "
                         "choose another --host or --port") from None
     except ValueError as error:  # waitress could not make sense of the address
-        raise UserError(f"cannot listen on {host}:{port} ({error}); choose another --host") from None
+        raise UserError(f"cannot listen on {host}:{port} ({error}); choose another "
+                        "--host") from None
 
 
 def serve_until_ctrl_c(server, console):

@@ -75,7 +75,8 @@ def read_header(path):
                 exif = image.getexif()
             orientation = exif.get(ORIENTATION_TAG, 1)
             alpha = "A" in image.getbands() or "transparency" in image.info
-            return (image.format, *image.size, alpha, orientation if orientation in range(1, 9) else 1)
+            return (image.format, *image.size, alpha,
+                    orientation if orientation in range(1, 9) else 1)
     except (OSError, ValueError, SyntaxError, struct.error):  # let OpenCV try
         return None
     finally:

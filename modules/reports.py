@@ -38,7 +38,8 @@ def save_training_plot(history, path):
         fig = Figure(figsize=(8, 5))
         ax = fig.subplots()
         for name in ("train_loss", "val_loss", "train_acc", "val_acc"):
-            ax.plot(epochs, history[name], label=name, marker="o", markersize=4)  # one epoch: no line
+            # a marker on every point: one epoch has no line to draw
+            ax.plot(epochs, history[name], label=name, marker="o", markersize=4)
         ax.set_xlim(0.5, len(epochs) + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.set_title("Training Loss and Accuracy on Dataset")

@@ -8,7 +8,6 @@ import torch
 from conftest import ROOT, headless_env, run_script
 from modules.recipes import random_affine
 from modules.checkpoint import build_model, load_checkpoint
-from modules.data import CLASS_NAMES
 from modules.lenet import LeNet
 from modules.recipes import RECIPES
 
