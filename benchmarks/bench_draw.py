@@ -42,7 +42,7 @@ from modules.lenet import LeNet  # noqa: E402
 def sample_drawing():
     """Three strokes, about 150 mouse positions in all, like a quick character."""
     t = np.linspace(0, 1, 50)
-    return Canvas([zip(x0 + (x1 - x0) * t + bend * np.sin(np.pi * t), y0 + (y1 - y0) * t)
+    return Canvas([list(zip(x0 + (x1 - x0) * t + bend * np.sin(np.pi * t), y0 + (y1 - y0) * t))
                    for (x0, y0, x1, y1, bend) in ((60, 90, 280, 80, 30), (170, 40, 140, 300, -40),
                                                   (90, 200, 270, 260, 60))])
 
