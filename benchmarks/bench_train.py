@@ -8,7 +8,7 @@ each adding one change to the one before it:
                 per-item DataLoader, default memory layout, a .item() host
                 sync every batch, evaluation in batches of 64
   +in-memory    the data set as one uint8 tensor, whole batches per
-                DataLoader step (KMNISTTensors + __getitems__)
+                DataLoader step (KMNISTTensors + a BatchSampler, data.batches)
   +channels-last  the convolutions in channels-last memory layout
   +our-loop     train.py itself (its main(), one epoch, --precision fp32,
                 without the malloc setting): loss and accuracy kept on the
