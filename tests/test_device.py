@@ -3,6 +3,7 @@ choose_precision, with the machine's accelerators and CPU flags faked, and one
 short bfloat16 run on the CPU whatever this CPU computes natively."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -96,3 +97,10 @@ def test_one_bf16_epoch_on_the_cpu(kmnist_dir, tmp_path):
         in result.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.5  # ten classes: chance is 0.1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_the_gpu_check_script_says_when_there_is_no_gpu(tmp_path):
+    result = run_script(os.path.join("benchmarks", "gpu_check.py"), "--data-dir", tmp_path,
+                        "--tutorial-dir", tmp_path, timeout=300)
+    assert result.returncode == 1 and "no CUDA GPU here" in result.stderr
