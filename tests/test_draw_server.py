@@ -47,9 +47,12 @@ def server(model, tmp_path):
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
     yield running
-    running.trigger.pull_trigger(running.close)  # closed in its own thread, not under select
-    thread.join(timeout=30)
-    running.task_dispatcher.shutdown()
+    running.task_dispatcher.shutdown()  # its workers first: none outlives the server
+    try:
+        running.trigger.pull_trigger(running.close)  # closed in its own thread, not under select
+        thread.join(timeout=30)
+    except OSError:  # its wake-up pipe is gone already: close it from here
+        running.close()
 
 
 def request(port, method, path, body=None, headers=None, host=None, timeout=30):
