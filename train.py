@@ -266,7 +266,7 @@ def main(argv=()):
             options=options, train_samples=numTrainSamples, val_samples=numValSamples,
             train_seconds=round(endTime - startTime, 3),
             wall_seconds=round(time.time() - runStartTime, 3), device=device.type,
-            precision=precision)
+            precision=precision, test_accuracy=testAcc)
         print(f"[INFO] saved the model to {args.model}, the plot to {args.plot}, the confusion "
               f"matrix to {paths['confusion_matrix.png']}, the worst mistakes to "
               f"{paths['mistakes.png']}, the filters and feature maps to {paths['filters.png']} "

@@ -162,7 +162,7 @@ def save_reports(outputs, model, model_path, images, targets, log_probs, **run):
     """Write the four reports beside ``model_path`` through ``outputs`` (an
     OutputSet): ``images`` are the N x 28 x 28 uint8 test images, ``targets``
     their labels, ``log_probs`` the model's N x 10 answers; metrics.json gets
-    ``run`` (history, options, sample counts, times, device) and the test results."""
+    ``run`` (history, options, sample counts, times, device, test accuracy) and the test loss."""
     paths = report_paths(model_path)
     (labels, probs) = (targets.numpy(), np.exp(log_probs.double().numpy()))
     matrix = confusion_matrix(labels, probs.argmax(1), labels=range(len(CLASS_NAMES)))
@@ -175,7 +175,6 @@ def save_reports(outputs, model, model_path, images, targets, log_probs, **run):
     if hiragana_font() is None:
         print(GLYPH_HINT)
     metrics = {**run, "test_loss": F.nll_loss(log_probs, targets).item(),
-               "test_accuracy": (log_probs.argmax(1) == targets).float().mean().item(),
                "class_names": list(CLASS_NAMES), "confusion_matrix": matrix.tolist(),
                "torch_threads": torch.get_num_threads(), "versions": versions()}
     with open(outputs.path(paths["metrics.json"]), "w") as f:
