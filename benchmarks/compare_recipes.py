@@ -1,11 +1,12 @@
-"""Side by side: `python train.py` (tutorial recipe) against `--recipe improved`.
+"""Side by side: `python train.py` (tutorial recipe) against other recipes.
 
-For each seed, runs the tutorial recipe and then the improved one, each as
-a fresh process started as a user would, on the same data, so both see the
-same machine conditions.  Prints each run's wall time, training time and
-test accuracy, then the means and the ratio of the improved recipe's wall
-time to the tutorial recipe's (per seed and of the medians), and writes all
-of it as JSON (for benchmarks/plot_time_to_accuracy.py).
+For each seed, runs the tutorial recipe and then the others (`--recipes`,
+the first is the yardstick), each as a fresh process started as a user
+would, on the same data, so all see the same machine conditions.  Prints
+each run's wall time, training time and test accuracy, then the means and
+each recipe's wall and training time as a multiple of the yardstick's (per
+seed and of the medians), and writes all of it as JSON (for
+benchmarks/plot_time_to_accuracy.py).
 
     python benchmarks/compare_recipes.py --data-dir data --seeds 100 101 102 \\
         [--recipes tutorial improved] [--json results.json]
@@ -65,18 +66,19 @@ def main():
                   f"training, test accuracy {run['test_acc']:.4f}", flush=True)
 
     base = args.recipes[0]
-    walls = {r: [x["wall_s"] for x in runs if x["recipe"] == r] for r in args.recipes}
     for recipe in args.recipes:
         accuracies = [x["test_acc"] for x in runs if x["recipe"] == recipe]
         spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-        line = (f"{recipe:>9}: median {statistics.median(walls[recipe]):6.1f} s wall, test "
+        walls = [x["wall_s"] for x in runs if x["recipe"] == recipe]
+        line = (f"{recipe:>9}: median {statistics.median(walls):6.1f} s wall, test "
                 f"accuracy mean {statistics.mean(accuracies):.4f} (sd {spread:.4f}, min "
                 f"{min(accuracies):.4f})")
-        if recipe != base:
-            pairs = [w / b for w, b in zip(walls[recipe], walls[base])]
-            ratio = statistics.median(walls[recipe]) / statistics.median(walls[base])
-            line += (f"; wall time {ratio:.2f}x the {base} recipe's (per seed: "
-                     f"{', '.join(f'{p:.2f}x' for p in pairs)})")
+        for (time, what) in (("wall_s", "wall"), ("train_s", "training")) if recipe != base else ():
+            mine = [x[time] for x in runs if x["recipe"] == recipe]
+            theirs = [x[time] for x in runs if x["recipe"] == base]
+            ratio = statistics.median(mine) / statistics.median(theirs)
+            line += (f"; {what} time {ratio:.2f}x the {base} recipe's (per seed: "
+                     f"{', '.join(f'{m / t:.2f}x' for m, t in zip(mine, theirs))})")
         print(line)
     if args.json:
         with open(args.json, "w") as f:

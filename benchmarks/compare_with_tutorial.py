@@ -58,8 +58,9 @@ def main():
     data_dir = os.path.abspath(args.data_dir)
     out = tempfile.mkdtemp(prefix="side-by-side-")
     print(f"outputs and logs in {out}")
-    print("CPU: " + ("emulated AVX2 (" + " ".join(f"{k}={v}" for k, v in AVX2_ONLY.items()) + ")"
-                     if args.emulate_avx2 else "as it is") + f"; ours with --precision {args.precision}")
+    cpu = ("emulated AVX2 (" + " ".join(f"{k}={v}" for k, v in AVX2_ONLY.items()) + ")"
+           if args.emulate_avx2 else "as it is")
+    print(f"CPU: {cpu}; ours with --precision {args.precision}")
 
     walls = {"tutorial": [], "ours": []}
     accuracies = {"tutorial": [], "ours": []}

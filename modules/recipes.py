@@ -77,3 +77,10 @@ RECIPES = {
 }
 RECIPES["best"] = replace(RECIPES["improved"], name="best", epochs=60,
                           description="the improved recipe, trained twice as long (60 epochs)")
+# the improved recipe squeezed into 2 epochs: a 4x higher peak learning rate
+# makes up for the fewer steps; the tutorial's split, so its validation
+# accuracy compares with the tutorial's (docs/recipes.md)
+RECIPES["fast"] = replace(
+    RECIPES["improved"], name="fast", epochs=2, lr=1.6e-2, val_split=None,
+    description="the improved recipe, short: 4 times its peak learning rate, the "
+                "tutorial's 75/25 split (2 epochs, batch 256, lr 0.016)")
