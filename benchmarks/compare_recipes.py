@@ -65,17 +65,19 @@ def main():
             print(f"seed {seed} {recipe:>9}: {run['wall_s']:6.1f} s wall, {run['train_s']:6.1f} s "
                   f"training, test accuracy {run['test_acc']:.4f}", flush=True)
 
+    def column(recipe, key):
+        """One figure of each of ``recipe``'s runs, in seed order."""
+        return [x[key] for x in runs if x["recipe"] == recipe]
+
     base = args.recipes[0]
     for recipe in args.recipes:
-        accuracies = [x["test_acc"] for x in runs if x["recipe"] == recipe]
+        accuracies = column(recipe, "test_acc")
         spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-        walls = [x["wall_s"] for x in runs if x["recipe"] == recipe]
-        line = (f"{recipe:>9}: median {statistics.median(walls):6.1f} s wall, test "
-                f"accuracy mean {statistics.mean(accuracies):.4f} (sd {spread:.4f}, min "
-                f"{min(accuracies):.4f})")
+        line = (f"{recipe:>9}: median {statistics.median(column(recipe, 'wall_s')):6.1f} s "
+                f"wall, test accuracy mean {statistics.mean(accuracies):.4f} (sd {spread:.4f}, "
+                f"min {min(accuracies):.4f})")
         for (time, what) in (("wall_s", "wall"), ("train_s", "training")) if recipe != base else ():
-            mine = [x[time] for x in runs if x["recipe"] == recipe]
-            theirs = [x[time] for x in runs if x["recipe"] == base]
+            (mine, theirs) = (column(recipe, time), column(base, time))
             ratio = statistics.median(mine) / statistics.median(theirs)
             line += (f"; {what} time {ratio:.2f}x the {base} recipe's (per seed: "
                      f"{', '.join(f'{m / t:.2f}x' for m, t in zip(mine, theirs))})")
