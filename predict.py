@@ -2,13 +2,12 @@
 # python predict.py --model output/model.pth
 # python predict.py --image my_drawing.png [more.jpg folder/ ...]
 # python predict.py --draw
-# python predict.py --draw --browser
 """Classify random KMNIST test images (or your own pictures) with a trained LeNet.
 
 Prints the tutorial's lines, saves the annotated images as one grid picture
 and, where a display exists, shows each image in an OpenCV window.  With
---draw, a window to draw a character in, read by the model as you draw; with
---draw --browser, the same as a page served to your web browser.
+--draw, a page to draw a character on, served to your web browser and read
+by the model as you draw.
 From Python or a notebook: ``import predict; predict.main(["--no-display"])``.
 """
 
@@ -16,21 +15,22 @@ From Python or a notebook: ``import predict; predict.main(["--no-display"])``.
 import argparse
 import os
 import sys
+import webbrowser
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from modules.canvas import DrawingFolder, DrawingSession, reference_images
+from modules.canvas import DrawingFolder, reference_images
 from modules.checkpoint import build_model, load_checkpoint
 from modules.classify import class_probabilities, describe_top, top_classes
 from modules.console import (HelpFormatter, UserError, port_number, positive_int, run_main,
                              seed_value)
 from modules.data import CLASS_NAMES, KMNISTTensors, load_kmnist
-from modules.display import annotate, display_problem, run_drawing_window, show_one_by_one
-from modules.draw_server import (Console, DrawingApp, is_loopback, page_address, serve_until_ctrl_c,
-                                 start_server)
-from modules.glyphs import GLYPH_HINT, class_labels, glyph_images, hiragana_font
+from modules.display import annotate, display_problem, show_one_by_one
+from modules.draw_server import (Console, DrawingApp, is_loopback, page_address,
+                                 serve_until_stopped, start_server)
+from modules.glyphs import GLYPH_HINT, class_labels, hiragana_font
 from modules.hardware import DEVICE_CHOICES, choose_device
 from modules.images import IMAGE_EXTENSIONS, ImageProblem, expand_image_paths, load_character
 from modules.outputs import OutputSet, check_writable
@@ -61,20 +61,19 @@ def parse_args(argv):
                          "instead of test images: any size, dark ink on light paper or "
                          "light on dark; needs only the model file")
     ap.add_argument("--draw", action="store_true",
-                    help="open a window to draw a character in with the mouse; the model "
-                         "reads it as you draw (needs a display, or --browser)")
-    ap.add_argument("--browser", action="store_true",
-                    help="with --draw: serve the drawing as a page to open in a web browser "
-                         "instead of a window (no display needed)")
+                    help="draw a character yourself on a page in your web browser (opened "
+                         "for you where one can open); the model reads it as you draw")
+    # the drawing was once a window, and --draw --browser the page: both are the page now
+    ap.add_argument("--browser", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--host", default="127.0.0.1",
-                    help="with --browser: the address to listen on; another than 127.0.0.1 "
+                    help="with --draw: the address to listen on; another than 127.0.0.1 "
                          "lets other machines reach the page")
     ap.add_argument("--port", type=port_number, default=8000,
-                    help="with --browser: the port to listen on (0: any free one)")
+                    help="with --draw: the port to listen on (0: any free one)")
     ap.add_argument("-o", "--output", default=os.path.join("output", "predictions.png"),
                     help="where to save the annotated images as one picture")
     ap.add_argument("--no-display", action="store_true",
-                    help="do not open a window; only print and save the picture")
+                    help="open no window (with --draw: no web browser); only print and save")
     ap.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                     help="where to run the model: auto = CUDA, then MPS, then CPU")
     ap.add_argument("--no-download", action="store_true",
@@ -82,18 +81,16 @@ def parse_args(argv):
     args = ap.parse_args(argv)
     served = [option for option, given in (("--host", args.host != "127.0.0.1"),
                                            ("--port", args.port != 8000)) if given]
-    if served and not args.browser:
-        ap.error(f"{' and '.join(served)} only work{'s' * (len(served) == 1)} with --draw "
-                 "--browser")
+    if served and not args.draw:
+        ap.error(f"{' and '.join(served)} only work{'s' * (len(served) == 1)} with --draw")
     if args.browser and not args.draw:
-        ap.error("--browser goes with --draw: python predict.py --draw --browser")
+        ap.error("--browser goes with --draw: python predict.py --draw")
     if args.draw:
         clashes = [option for option, given in (("--image", args.image),
-                                                ("--num", args.num is not None),
-                                                ("--no-display", args.no_display)) if given]
+                                                ("--num", args.num is not None)) if given]
         if clashes:
             ap.error(f"--draw cannot be combined with {' or '.join(clashes)}: it classifies "
-                     "what you draw in its window")
+                     "what you draw on its page")
     args.num = 10 if args.num is None else args.num
     return args
 
@@ -165,58 +162,54 @@ def classify_own_images(args, model, device, captions):
 
 
 def draw_and_classify(args, model, device):
-    """--draw: a window (or a page) to draw in; the model reads the drawing as it grows."""
-    try:  # the reference strip shows real test images when the data set is here
+    """--draw: serve the drawing page until Ctrl-C; the model reads the drawing as it grows."""
+    try:  # the strip of the ten classes shows real test images when the data set is here
         testData = load_kmnist(args.data_dir, train=False, download=False)
     except UserError:
         testData = None
-    # one 28x28 image at a time: more threads only add waiting, and one keeps
-    # the window live even while the machine is busy with something else
+    # one 28x28 image at a time: more threads only add waiting
     torch.set_num_threads(1)
     saveFolder = os.path.join(os.path.dirname(args.output) or ".", "drawings")
-    if args.browser:
-        # the browser draws the hiragana itself: no font needed here
-        console = Console()
-        app = DrawingApp(model, device, reference_images(testData),
-                         DrawingFolder(saveFolder, console), args.host, console)
-        return serve_drawing_page(app, console, args.host, args.port)
-    glyphMasks = glyph_images(48)
-    if glyphMasks is None:
-        print(GLYPH_HINT)
-    session = DrawingSession(model, device, reference_images(testData, glyphMasks),
-                             glyphMasks, DrawingFolder(saveFolder))
-    print("[INFO] draw a character in the window with the left mouse button; "
-          "z undoes a stroke, c clears, s saves the drawing, q or Esc quits")
-    run_drawing_window(session)
-    return 0
-
-
-def serve_drawing_page(app, console, host, port):
-    """--draw --browser: serve the page until Ctrl-C."""
-    server = start_server(app, host, port)
-    if not is_loopback(host):
-        print(f"[WARNING] listening on {host}: other machines that can reach this one can "
+    console = Console()
+    app = DrawingApp(model, device, reference_images(testData),
+                     DrawingFolder(saveFolder, console), args.host, console)
+    server = start_server(app, args.host, args.port)
+    if not is_loopback(args.host):
+        print(f"[WARNING] listening on {args.host}: other machines that can reach this one can "
               "open the page and have drawings read; use it only on a network you trust",
               file=sys.stderr)
-    print(f"[INFO] drawing page at {page_address(server)} : open it in a web browser; Ctrl-C "
-          "stops the server")
-    sshPort = server.effective_port
-    print(f"[INFO] from another machine over SSH: ssh -L {sshPort}:127.0.0.1:{sshPort} "
-          f"USER@THIS-MACHINE, then open http://127.0.0.1:{sshPort}/ there", flush=True)
-    return serve_until_ctrl_c(server, console)
+    address = page_address(server)
+    print(f"[INFO] drawing page at {address} : open it in a web browser; Ctrl-C stops the "
+          "server")
+    if not args.no_display and open_in_browser(address):
+        print("[INFO] opened the page in your web browser", flush=True)
+    else:
+        port = server.effective_port
+        print(f"[INFO] from another machine over SSH: ssh -L {port}:127.0.0.1:{port} "
+              f"USER@THIS-MACHINE, then open http://127.0.0.1:{port}/ there", flush=True)
+    return serve_until_stopped(server, console)
+
+
+def open_in_browser(address):
+    """Open ``address`` in the user's graphical web browser, or the one
+    $BROWSER names; True if one was started."""
+    chosen = os.environ.get("BROWSER")
+    if not chosen and sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) and \
+            not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False  # no display: SSH, a container
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:  # none installed
+        return False
+    if type(browser) is webbrowser.GenericBrowser and not chosen:
+        return False  # a text browser (lynx, w3m) would take over this terminal
+    return browser.open(address)
 
 
 def main(argv=()):
     args = parse_args(argv)
     check_writable(args.output, "--output")
     device = choose_device(args.device)
-    if args.draw and not args.browser:
-        problem = display_problem()
-        if problem:
-            raise UserError(f"--draw needs a window, and none can open here: {problem}. "
-                            "Draw in your web browser instead: `python predict.py --draw "
-                            "--browser` (or classify a picture of your drawing with "
-                            "`python predict.py --image PATH`).")
 
     # load the model from disk: weights and plain metadata only, never code
     print("[INFO] loading the model...")

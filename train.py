@@ -267,12 +267,12 @@ def main(argv=()):
             train_seconds=round(endTime - startTime, 3),
             wall_seconds=round(time.time() - runStartTime, 3), device=device.type,
             precision=precision, test_accuracy=testAcc)
-        print(f"[INFO] saved the model to {args.model}, the plot to {args.plot}, the confusion "
-              f"matrix to {paths['confusion_matrix.png']}, the worst mistakes to "
-              f"{paths['mistakes.png']}, the filters and feature maps to {paths['filters.png']} "
-              f"and metrics to {paths['metrics.json']}")
-        print(f"[INFO] test accuracy: {testAcc:.4f}", flush=True)
         outputs.commit()
+    print(f"[INFO] saved the model to {args.model}, the plot to {args.plot}, the confusion "
+          f"matrix to {paths['confusion_matrix.png']}, the worst mistakes to "
+          f"{paths['mistakes.png']}, the filters and feature maps to {paths['filters.png']} "
+          f"and metrics to {paths['metrics.json']}")
+    print(f"[INFO] test accuracy: {testAcc:.4f}", flush=True)
     return 0
 
 

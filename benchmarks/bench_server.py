@@ -1,4 +1,4 @@
-"""How `predict.py --draw --browser` holds up under hostile local clients.
+"""How `predict.py --draw` holds up under hostile local clients.
 
 Starts the server as a user would (a fresh process on a free port of
 127.0.0.1) and, one phase after another, each bounded in time, measures how
@@ -9,6 +9,7 @@ long `GET /` takes while:
   maximal    12 clients send the largest drawing the server accepts to /read, over and over
   junk       12 clients send bodies of the largest size that are not drawings
   slow       100 clients send a request one byte a second (they must be dropped)
+  idle       1,000 connections that send nothing, each reopened as the server closes it
 
 and the server's resident memory before and after.  Only 127.0.0.1 is used.
 
@@ -21,6 +22,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import statistics
@@ -114,6 +116,46 @@ def report(name, latencies, extra=""):
           flush=True)
 
 
+def idle_phase(port, seconds, count=1000):
+    """GET / latencies (ms) every 0.1 s while ``count`` connections that send
+    nothing are held, each reopened as soon as the server closes it."""
+    (soft, hard) = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, count + 1024)), hard))
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+    (stop, reopened) = (threading.Event(), [0])
+
+    def reopen_closed():
+        while not stop.is_set():
+            for (i, sock) in enumerate(held):
+                sock.settimeout(0)
+                try:
+                    closed = sock.recv(1) == b""
+                except BlockingIOError:
+                    closed = False
+                except OSError:
+                    closed = True
+                if closed:
+                    sock.close()
+                    held[i] = socket.create_connection(("127.0.0.1", port))
+                    reopened[0] += 1
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=reopen_closed)
+    thread.start()
+    latencies = []
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            latencies.append(get_page(port) * 1000)
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join()
+        for sock in held:
+            sock.close()
+    return latencies, reopened[0]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-m", "--model", default=os.path.join(ROOT, "output", "model.pth"))
@@ -121,7 +163,7 @@ def main():
     args = ap.parse_args()
     out = tempfile.mkdtemp(prefix="bench-server-")
     server = subprocess.Popen([sys.executable, os.path.join(ROOT, "predict.py"), "-m", args.model,
-                               "--draw", "--browser", "--port", "0", "-o",
+                               "--draw", "--no-display", "--port", "0", "-o",
                                os.path.join(out, "p.png")], stdout=subprocess.PIPE, text=True)
     try:
         line = ""
@@ -169,6 +211,11 @@ def main():
                if not open_ else f"; {open_} still open after 30 s")
         for sock in slow:
             sock.close()
+
+        (latencies, reopened) = idle_phase(port, args.seconds)
+        report("idle", latencies, f"; {reopened:,} idle connections reopened after the server "
+               "closed them")
+        report("after", [get_page(port) * 1000 for _ in range(20)])
         (rss, peak) = rss_megabytes(server.pid)
         print(f"server memory now {rss} MB, peak {peak} MB")
     finally:

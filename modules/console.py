@@ -76,9 +76,9 @@ def run_main(main, argv):
         print(f"[ERROR] {error}", file=sys.stderr)
         status = 1
     except KeyboardInterrupt:
-        # a second Ctrl-C would only interrupt the libraries' clean-up at exit
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("\n[ERROR] interrupted; earlier output files were left as they were",
               file=sys.stderr)
         status = 130
+    # the program ends: a late Ctrl-C would only interrupt the libraries' clean-up
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(status or 0)

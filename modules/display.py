@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 
 WINDOW = "image"
-DRAW_WINDOW = "LeNet reads your drawing"
 QUIT_KEYS = (ord("q"), 27)  # q or Esc
 
 
@@ -83,35 +82,6 @@ def show_one_by_one(pictures):
                 if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
                     return
             if key & 0xFF in QUIT_KEYS:
-                return
-    finally:
-        cv2.destroyAllWindows()
-
-
-def run_drawing_window(session, title=DRAW_WINDOW):
-    """The HighGUI side of ``predict.py --draw``: mouse events and keys go to
-    ``session`` (a ``modules.canvas.DrawingSession``), its picture to the
-    window, until q, Esc or the window's close button."""
-    cv2.namedWindow(title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
-
-    def on_mouse(event, x, y, flags, _param):
-        if event == cv2.EVENT_LBUTTONDOWN:
-            session.press(x, y)
-        elif event == cv2.EVENT_MOUSEMOVE and flags & cv2.EVENT_FLAG_LBUTTON:
-            session.drag(x, y)
-        elif event == cv2.EVENT_LBUTTONUP or event == cv2.EVENT_MOUSEMOVE:
-            session.release()  # (a move without the button also ends a stroke)
-
-    cv2.setMouseCallback(title, on_mouse)
-    cv2.imshow(title, session.picture())
-    try:
-        while True:
-            if session.update():
-                cv2.imshow(title, session.picture())
-            key = cv2.waitKey(15) & 0xFF  # once per iteration: it also runs the GUI
-            if key != 0xFF and not session.key(chr(key)):
-                return
-            if cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) < 1:
                 return
     finally:
         cv2.destroyAllWindows()

@@ -1,4 +1,4 @@
-"""predict.py --draw --browser: the drawing window as a page in the browser.
+"""predict.py --draw: the drawing page, served to your web browser.
 
 waitress, a small pure-Python server, does the HTTP: parsing (a 4xx for a
 malformed request), whole requests read before a worker sees them, a bounded
@@ -6,11 +6,14 @@ pool of workers.  The project's own rules stay here, as every request may be
 hostile: four fixed routes; a Host that is an address, localhost or --host
 (no DNS rebinding); POSTs only from the page itself; bounded bodies, points
 and time per request; capped saves; nothing from a client printed; the page
-runs only its own script.  The window's own code renders and reads the strokes.
+runs only its own script; idle connections, slow clients, a full disk and
+a console nobody reads hold up no one; SIGINT, SIGTERM and SIGHUP stop it
+cleanly.  modules/canvas.py renders, reads and saves the drawings.
 """
 
 import base64
 import errno
+import functools
 import gc
 import hashlib
 from http import HTTPStatus
@@ -18,6 +21,7 @@ import ipaddress
 import json
 import logging
 import os
+import queue
 import re
 import signal
 import threading
@@ -29,6 +33,8 @@ import numpy as np
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser, ParsingError
 from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask
+from waitress.utilities import BadRequest as WaitressBadRequest
 
 from modules.canvas import (BRUSH_WIDTH, CANVAS_SIZE, Canvas, NotSaved, feature_map_grid,
                             read_drawing)
@@ -49,6 +55,12 @@ REQUEST_DEADLINE = 10  # seconds for a whole request to arrive
 # workers enough that a page load always finds one free, as drawings are
 # read one at a time
 THREADS = 16
+# connections held at once: past this, each new one closes the one idle
+# longest, so idle connections can delay a new client but never lock it out
+MAX_CONNECTIONS = 100
+MAX_WAITING = 1000  # console lines waiting to be printed
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
 JSON = "application/json"
 GET_ROUTES = ("/", "/classes")
 POST_ROUTES = ("/read", "/save")
@@ -97,20 +109,55 @@ def parse_request(body):
 
 
 class Console:
-    """One line per event, whole, from any thread; nothing once stopped."""
+    """The server's console lines, whole, from any thread, printed by a thread
+    of their own: a console that stops reading (a pipe nobody reads, a paused
+    terminal) holds up no request.  Past MAX_WAITING unprinted lines, new
+    ones are dropped and counted; once stopped, nothing more is taken."""
 
-    def __init__(self, write=print):
-        (self.write, self.lock, self.stopped) = (write, threading.RLock(), False)
+    def __init__(self, write=functools.partial(print, flush=True)):
+        (self.write, self.lock, self.stopped, self.dropped) = (write, threading.Lock(), False, 0)
+        self.waiting = queue.Queue()
+        self.printer = threading.Thread(target=self._print, name="console", daemon=True)
+        self.printer.start()
 
     def __call__(self, line):
         with self.lock:
-            if not self.stopped:
-                self.write(line)
+            if self.stopped:
+                return
+            if self.waiting.qsize() >= MAX_WAITING:
+                self.dropped += 1
+            else:
+                self.waiting.put(line)
+
+    def _print(self):
+        broken = False  # (the reader went away: drain, print nothing)
+        while True:
+            line = self.waiting.get()
+            with self.lock:  # once the lines that waited are out, say how many were dropped
+                dropped = self.dropped if line is None or self.waiting.empty() else 0
+                self.dropped -= dropped
+            try:
+                if line is not None and not broken:
+                    self.write(line)
+                if dropped and not broken:
+                    self.write(f"[WARNING] {dropped:,} lines were not shown: the console "
+                               "was not reading")
+            except OSError:
+                broken = True
+            self.waiting.task_done()
+            if line is None:
+                return
+
+    def flush(self):
+        """Return once every line taken so far is printed."""
+        self.waiting.join()
 
     def stop(self):
-        """From now on nothing is printed (waits for a save in progress)."""
+        """Take no more lines, and return once those waiting are printed."""
         with self.lock:
             self.stopped = True
+        self.waiting.put(None)
+        self.printer.join()
 
 
 class DrawingApp:
@@ -120,6 +167,7 @@ class DrawingApp:
         (self.model, self.device, self.drawings) = (model, device, drawings)
         (self.host_name, self.console) = (host_name.lower(), console)
         self.one_at_a_time = threading.Lock()  # (and classify.feature_maps needs it)
+        self.stopping = False  # set by a stop signal: no drawing is saved after it
         with open(PAGE_FILE, encoding="utf-8") as f:
             page = f.read()
         self.page = page.encode()
@@ -200,14 +248,13 @@ class DrawingApp:
         if path == "/save":
             if not canvas.strokes:
                 raise BadRequest(400, "nothing to save: the canvas is empty")
-            with self.console.lock:  # nothing is saved once the server stops
-                if self.console.stopped:
-                    raise BadRequest(503, "the server is stopping")
-                try:
-                    return JSON, json.dumps({"saved": self.drawings.save(canvas)}).encode()
-                except NotSaved as reason:
-                    self.console(f"[ERROR] the drawing was not saved: {reason}")
-                    raise BadRequest(409, str(reason)) from None
+            if self.stopping:
+                raise BadRequest(503, "the server is stopping")
+            try:
+                return JSON, json.dumps({"saved": self.drawings.save(canvas)}).encode()
+            except NotSaved as reason:
+                self.console(f"[ERROR] the drawing was not saved: {reason}")
+                raise BadRequest(409, str(reason)) from None
         reading = read_drawing(self.model, canvas.image(), self.device)
         if reading.empty:
             return JSON, b'{"empty": true}'
@@ -224,21 +271,45 @@ class DrawingApp:
         }).encode()
 
 
+class LengthRequired(WaitressBadRequest):
+    code = 411
+    reason = "Length Required"
+
+
 class StrictParser(HTTPRequestParser):
     """waitress's parser, with the malformed requests that escape it as a
-    ValueError (a broken absolute URI, a 5,000-digit Content-Length) made 400s."""
+    ValueError (a broken absolute URI, a 5,000-digit Content-Length) made 400s,
+    and a chunked body refused (waitress would take it and hide the header)."""
 
     def parse_header(self, header_plus):
         try:
-            return super().parse_header(header_plus)
+            super().parse_header(header_plus)
         except ValueError:
             raise ParsingError("malformed request") from None
+        if self.chunked:
+            (self.error, self.completed) = (LengthRequired(""), True)
+
+
+class PlainErrorTask(ErrorTask):
+    """waitress's answer to a request it refused, without the request's own
+    bytes that waitress quotes in it, and with the page's headers."""
+
+    def execute(self):
+        error = self.request.error
+        body = json.dumps({"error": error.reason.lower()}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.extend([("Content-Type", JSON),
+                                      *self.channel.server.app.headers])
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
 
 
 class DeadlineChannel(HTTPChannel):
     """A connection that notes when its current request began to arrive."""
 
     parser_class = StrictParser
+    error_task_class = PlainErrorTask
 
     def received(self, data):
         if self.request is None and data:
@@ -248,7 +319,8 @@ class DeadlineChannel(HTTPChannel):
 
 class DrawingServer(TcpWSGIServer):
     """waitress's server, which also drops a client whose request is not
-    complete REQUEST_DEADLINE seconds after it began (a slow client)."""
+    complete REQUEST_DEADLINE seconds after it began (a slow client), and
+    past MAX_CONNECTIONS closes the connection idle longest for each new one."""
 
     channel_class = DeadlineChannel
 
@@ -259,45 +331,72 @@ class DrawingServer(TcpWSGIServer):
             if channel.request is not None and channel.request_started < late:
                 channel.will_close = True
 
+    def handle_accept(self):
+        held = len(self.active_channels)
+        super().handle_accept()
+        if held >= MAX_CONNECTIONS < len(self.active_channels):
+            idle = [channel for channel in self.active_channels.values()
+                    if not channel.requests and not channel.total_outbufs_len]
+            if idle:
+                min(idle, key=lambda channel: channel.last_activity).handle_close()
+
 
 def start_server(app, host, port):
     """A DrawingServer for ``app`` listening on ``host``:``port`` (0: any free port)."""
     logging.getLogger("waitress").setLevel(logging.CRITICAL)  # clients hanging up are no news
     try:
-        return DrawingServer(app, host=host, port=port, threads=THREADS, ident="",
-                             max_request_body_size=MAX_BODY, max_request_header_size=16_384,
-                             recv_bytes=65_536,
+        server = DrawingServer(app, host=host, port=port, threads=THREADS, ident="",
+                             max_request_body_size=MAX_BODY + 1,  # (it refuses this size)
+                             max_request_header_size=16_384, recv_bytes=65_536,
                              channel_timeout=REQUEST_DEADLINE, cleanup_interval=1,
-                             connection_limit=200, expose_tracebacks=False)
+                             connection_limit=2 * MAX_CONNECTIONS, asyncore_use_poll=True,
+                             expose_tracebacks=False)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             raise UserError(f"port {port} on {host} is already in use (another "
-                            "predict.py --browser?); choose another with --port") from None
+                            "predict.py --draw?); choose another with --port") from None
         raise UserError(f"cannot listen on {host}:{port}: {error.strerror or error}; "
                         "choose another --host or --port") from None
     except ValueError as error:  # waitress could not make sense of the address
         raise UserError(f"cannot listen on {host}:{port} ({error}); choose another "
                         "--host") from None
+    server.app = app  # (waitress keeps it wrapped)
+    return server
 
 
-def serve_until_ctrl_c(server, console):
-    """Serve until Ctrl-C, then stop: nothing is saved or printed after the
-    one line that says so, and the worker threads finish before the program
-    ends (a thread still inside PyTorch at exit aborts the process)."""
-    def stop(_signum, _frame):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C changes nothing
-        console.stop()
-        raise KeyboardInterrupt
+def serve_until_stopped(server, console):
+    """Serve until Ctrl-C, SIGTERM or SIGHUP; returns 128 + the signal's
+    number (130 for Ctrl-C), as a shell reports a program the signal ended.
+    Drawings being saved are saved and answered, none after; the console's
+    last line says the server stopped; the worker threads end before the
+    program does (a thread still inside PyTorch at exit aborts the process)."""
+    received = []
 
-    previous = signal.signal(signal.SIGINT, stop)
+    def stop(signum, _frame):
+        for number in STOP_SIGNALS:  # a second signal changes nothing
+            signal.signal(number, signal.SIG_IGN)
+        if not received:
+            received.append(signum)
+            server.app.stopping = True
+            raise KeyboardInterrupt
+
+    previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
     gc.freeze()  # the libraries' 290,000 objects: a full collection took 150 ms, now none
     try:
-        server.run()  # returns after Ctrl-C, once the workers are done
+        server.run()  # returns after a stop signal, once the workers are done
+    except KeyboardInterrupt:  # (the signal came before the loop began)
+        server.task_dispatcher.shutdown()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        server.app.stopping = True
+        console.stop()
+        for channel in list(server.active_channels.values()):
+            channel.handle_close()
         server.close()
-    print("\n[INFO] the drawing server stopped")  # (after the ^C the terminal shows)
-    return 130
+        gc.unfreeze()
+    print("\n[INFO] the drawing server stopped", flush=True)  # (after the ^C the terminal shows)
+    for (number, handler) in previous.items():
+        signal.signal(number, handler)
+    return 128 + received[0] if received else 0
 
 
 def is_loopback(host):

@@ -8,10 +8,7 @@ and fall back to the romanised names otherwise.
 import functools
 import os
 
-import numpy as np
 from matplotlib import font_manager
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 
 from modules.data import CLASS_NAMES, HIRAGANA
@@ -70,24 +67,6 @@ def hiragana_font():
     return _find_hiragana_font() or next(
         (font_manager.FontProperties(fname=path) for path in fonts_missing_from_cache()
          if _is_hiragana_font(_family_name(path), path)), None)
-
-
-def glyph_images(size):
-    """The ten hiragana as ``size`` x ``size`` uint8 masks (255 = ink), or None
-    without a font that has them (OpenCV's putText cannot draw hiragana)."""
-    font = hiragana_font()
-    if font is None:
-        return None
-    masks = []
-    for glyph in HIRAGANA:
-        fig = Figure(figsize=(size / 100, size / 100), dpi=100, facecolor="black")
-        # points are 1/72 inch: 0.72 * size points fill the square; leave a margin
-        fig.text(0.5, 0.5, glyph, fontproperties=font, fontsize=0.72 * size * 0.85,
-                 color="white", ha="center", va="center")
-        canvas = FigureCanvasAgg(fig)
-        canvas.draw()
-        masks.append(np.asarray(canvas.buffer_rgba())[:, :, 0].copy())
-    return masks
 
 
 def class_labels(with_glyphs):

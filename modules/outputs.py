@@ -25,12 +25,12 @@ def check_writable(path, option):
         raise UserError(f"cannot write {option} {path}: {existing} is not writable")
 
 
-def _ordinary_mode(path):
+def ordinary_mode(path):
     """The permission bits open(path, "w") would leave: the replaced file's,
     else 0666 less the umask (mkstemp's 0600 would hide a model from a teammate)."""
     try:
         return os.stat(path).st_mode & 0o777
-    except OSError:
+    except (OSError, TypeError):  # (None: a new file)
         mask = os.umask(0o022)
         os.umask(mask)
         return 0o666 & ~mask
@@ -55,17 +55,33 @@ class OutputSet:
         return tmp
 
     def commit(self):
-        """Move every file into place, with Ctrl-C held off for these milliseconds."""
+        """Move every file into place, with Ctrl-C held off for these
+        milliseconds.  If one cannot be moved (a full disk, permissions), those
+        already moved are put back as they were, and a UserError says so."""
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+        moved = []  # (target, the file it replaced, moved aside, or None)
         try:
             for (tmp, target) in self.staged:
-                os.chmod(tmp, _ordinary_mode(target))
+                os.chmod(tmp, ordinary_mode(target))
+                aside = tmp + ".old" if os.path.lexists(target) else None
+                if aside:
+                    os.replace(target, aside)
+                moved.append((target, aside))
                 os.replace(tmp, target)
-            self.staged = []
+        except OSError as error:
+            for (done, aside) in reversed(moved):
+                with contextlib.suppress(OSError):
+                    os.replace(aside, done) if aside else os.remove(done)
+            raise UserError(f"could not move {target} into place ({error.strerror or error}); "
+                            "the earlier output files were put back as they were") from None
         finally:
             if in_main:
                 signal.signal(signal.SIGINT, previous)
+        for (_, aside) in moved:
+            if aside:
+                os.remove(aside)
+        self.staged = []
 
     def __enter__(self):
         return self

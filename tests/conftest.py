@@ -1,28 +1,67 @@
 import contextlib
+import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+import types
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from kmnist_files import write_kmnist  # noqa: E402
+from kmnist_files import class_strokes, write_kmnist  # noqa: E402
+
+
+# Most tests call train.py's and predict.py's main() in this process (the
+# ``run`` fixture).  A new process is started only where the process is the
+# point: signals (Ctrl-C at work, SIGTERM and SIGHUP at the drawing server),
+# a closed pipe, the OpenCV window on a virtual display, a missing model and
+# a bad option as a user meets them (exit status and one line on stderr),
+# and the real-data run (tests/test_real_data.py).
 
 
 def run_script(script, *args, env=None, cwd=None, timeout=600):
-    """Run train.py or predict.py (or ``-c CODE``) as a user would; returns the
-    CompletedProcess."""
+    """Run train.py or predict.py (or ``-c CODE``) as a user would, in a new
+    process; returns the CompletedProcess."""
     environment = dict(os.environ if env is None else env)
     environment.setdefault("PYTHONUNBUFFERED", "1")
     script = script if script.startswith("-") else os.path.join(ROOT, script)
     return subprocess.run([sys.executable, script, *map(str, args)],
                           capture_output=True, text=True, env=environment, cwd=cwd or ROOT,
                           timeout=timeout)
+
+
+@pytest.fixture
+def run(capsys, monkeypatch):
+    """``run("predict.py", *args)``: the script's entry point called in this
+    process as ``python predict.py ARGS`` runs it (run_main: one-line errors,
+    exit statuses), on a machine with no display; returns its exit status,
+    stdout and stderr as .returncode, .stdout, .stderr."""
+    import importlib
+
+    from modules.console import run_main
+
+    for name in ("DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+
+    def call(script, *args):
+        main = importlib.import_module(script.removesuffix(".py")).main
+        handler = signal.getsignal(signal.SIGINT)  # (run_main ignores a late Ctrl-C)
+        try:
+            with pytest.raises(SystemExit) as exited:
+                run_main(main, [str(a) for a in args])
+        finally:
+            signal.signal(signal.SIGINT, handler)
+        (out, err) = capsys.readouterr()
+        return types.SimpleNamespace(returncode=exited.value.code, stdout=out, stderr=err)
+
+    return call
 
 
 def headless_env():
@@ -34,35 +73,49 @@ def headless_env():
 
 @pytest.fixture(scope="session")
 def kmnist_dir(tmp_path_factory):
-    """A small generated KMNIST (2,000 training, 200 test images) in a data dir."""
+    """A small generated KMNIST (2,000 training, 200 test images) in a data dir,
+    the characters framed as KMNIST's are (and as --image and --draw frame theirs)."""
     root = tmp_path_factory.mktemp("kmnist")
-    write_kmnist(root, n_train=2000, n_test=200)
+    write_kmnist(root, n_train=2000, n_test=200, frame=True)
     return root
 
 
 @pytest.fixture(scope="session")
 def trained(kmnist_dir, tmp_path_factory):
-    """train.py run once end to end (2 epochs on CPU) on the generated data."""
+    """train.py run once end to end (2 epochs on CPU) on the generated data, in
+    this process: (its output folder, what it printed as .stdout and .stderr)."""
+    import train
+
     out = tmp_path_factory.mktemp("trained")
-    result = run_script("train.py", "--data-dir", kmnist_dir, "--epochs", 2, "--device", "cpu",
-                        "--no-download", "-m", out / "model.pth", "-p", out / "plot.png",
-                        env=headless_env())
-    assert result.returncode == 0, result.stdout + result.stderr
+    (stdout, stderr) = (io.StringIO(), io.StringIO())
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = train.main(["--data-dir", str(kmnist_dir), "--epochs", "2", "--device", "cpu",
+                           "--no-download", "-m", str(out / "model.pth"),
+                           "-p", str(out / "plot.png")])
+    result = types.SimpleNamespace(returncode=code, stdout=stdout.getvalue(),
+                                   stderr=stderr.getvalue())
+    assert code == 0, result.stdout + result.stderr
     return out, result
 
 
 @pytest.fixture(scope="session")
-def framed_model_file(tmp_path_factory):
-    """A model trained (2 epochs on CPU) on generated characters framed like
-    KMNIST's, so that it reads the same characters drawn on a canvas, which
-    --draw frames that way too (the plain generated data is not framed)."""
-    root = tmp_path_factory.mktemp("framed")
-    write_kmnist(root, n_train=2000, n_test=200, frame=True)
-    result = run_script("train.py", "--data-dir", root, "--epochs", 2, "--device", "cpu",
-                        "--no-download", "-m", root / "model.pth", "-p", root / "plot.png",
-                        env=headless_env())
-    assert result.returncode == 0, result.stdout + result.stderr
-    return root / "model.pth"
+def model(trained):
+    """The trained LeNet, loaded as predict.py loads it."""
+    from modules.checkpoint import build_model, load_checkpoint
+
+    path = trained[0] / "model.pth"
+    return build_model(load_checkpoint(path), path)
+
+
+def strokes_of_class(k):
+    """Class ``k``'s three generated strokes as the page sends them: canvas
+    pixels, eight points each, in the frame --draw gives a drawing (so the
+    trained model reads them as class ``k``)."""
+    from modules.canvas import CANVAS_SIZE
+
+    strokes = [np.array([(c0 + (c1 - c0) * t, r0 + (r1 - r0) * t) for t in np.linspace(0, 1, 8)])
+               for (r0, c0, r1, c1) in class_strokes(0)[k]]
+    return [np.rint(stroke * CANVAS_SIZE / 28).astype(int).tolist() for stroke in strokes]
 
 
 needs_virtual_display = pytest.mark.skipif(

@@ -1,6 +1,7 @@
-"""predict.py --draw --browser: the server without a browser (hostile requests
-over raw sockets where a browser would not send them), Ctrl-C under load in a
-real process, then the page in headless Chromium where one is installed."""
+"""predict.py --draw: the server without a browser (hostile requests over raw
+sockets where a browser would not send them, idle connections, a console
+nobody reads), stop signals under load in a real process, then the page in
+headless Chromium where one is installed."""
 
 import concurrent.futures
 import http.client
@@ -8,42 +9,38 @@ import importlib.util
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
+import stat
 import threading
 import time
 
-import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, headless_env, run_script, started
-from kmnist_files import class_strokes
+from conftest import ROOT, headless_env, started, strokes_of_class
 from modules import canvas as canvas_module
 from modules import draw_server
-from modules.canvas import DrawingFolder, DrawingSession, reference_images
-from modules.checkpoint import build_model, load_checkpoint
+from modules.canvas import Canvas, DrawingFolder, read_drawing, reference_images
+from modules.console import UserError
 from modules.data import CLASS_NAMES, HIRAGANA
 from modules.draw_server import MAX_BODY, MAX_POINTS, Console, DrawingApp, start_server
 
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module")
-def model(framed_model_file):
-    return build_model(load_checkpoint(framed_model_file), framed_model_file)
-
-
 @pytest.fixture
 def server(model, tmp_path):
-    """A drawing server on a free port, in this process; its console lines in .lines."""
+    """A drawing server on a free port, in this process; ``printed()`` gives its
+    console's lines once those waiting are printed."""
     lines = []
     console = Console(lines.append)
     app = DrawingApp(model, CPU, reference_images(), DrawingFolder(str(tmp_path / "drawings"),
                                                                    console), "127.0.0.1", console)
     running = start_server(app, "127.0.0.1", 0)
-    running.lines = lines
+    running.printed = lambda: (console.flush(), lines)[1]
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
     yield running
@@ -53,6 +50,7 @@ def server(model, tmp_path):
         thread.join(timeout=30)
     except OSError:  # its wake-up pipe is gone already: close it from here
         running.close()
+    console.stop()
 
 
 def request(port, method, path, body=None, headers=None, host=None, timeout=30):
@@ -82,33 +80,14 @@ def request(port, method, path, body=None, headers=None, host=None, timeout=30):
 
 
 def raw(port, data, timeout=30):
-    """Send ``data`` as it is on a socket; the status line that comes back."""
+    """Send ``data`` as it is on a socket; returns the whole answer, once the
+    server has closed the connection."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as client:
         client.sendall(data)
         answer = b""
-        while b"\r\n" not in answer and (chunk := client.recv(4096)):
+        while chunk := client.recv(65536):
             answer += chunk
-        return answer.split(b"\r\n")[0].decode("latin-1")
-
-
-def strokes_of_class(k):
-    """Class ``k``'s three generated strokes in canvas pixels, eight points each."""
-    scale = canvas_module.CANVAS_SIZE / 28
-    return [[[round((c0 + (c1 - c0) * t) * scale), round((r0 + (r1 - r0) * t) * scale)]
-             for t in np.linspace(0, 1, 8)] for (r0, c0, r1, c1) in class_strokes(0)[k]]
-
-
-def window_reading(model, strokes, tmp_path):
-    """The same strokes drawn in the OpenCV window's session: its reading and lines."""
-    lines = []
-    session = DrawingSession(model, CPU, reference_images(), None, DrawingFolder(str(tmp_path)),
-                             log=lines.append)
-    for stroke in strokes:
-        session.press(canvas_module.MARGIN + stroke[0][0], canvas_module.CANVAS_TOP + stroke[0][1])
-        for (x, y) in stroke[1:]:
-            session.drag(canvas_module.MARGIN + x, canvas_module.CANVAS_TOP + y)
-        session.release()
-    return session.reading, lines
+        return answer.decode("latin-1")
 
 
 def test_the_page_and_the_classes(server):
@@ -124,30 +103,30 @@ def test_the_page_and_the_classes(server):
     assert classes["brush"] == canvas_module.BRUSH_WIDTH and classes["canvas"] == 336
 
 
-def test_a_drawing_is_read_as_the_window_reads_it(server, model, tmp_path):
+def test_a_drawing_is_read_as_the_canvas_reads_it(server, model):
     for k in range(10):
         strokes = strokes_of_class(k)
         (status, reading, response) = request(server.effective_port, "POST", "/read",
                                               {"strokes": strokes, "final": True})
         assert status == 200, reading
-        (expected, lines) = window_reading(model, strokes, tmp_path)
+        expected = read_drawing(model, Canvas(strokes).image(), CPU)
         assert reading["probabilities"] == [float(p) for p in expected.probabilities]
         assert [entry["name"] for entry in reading["top"]] == \
-            [CLASS_NAMES[i] for i in np.argsort(-expected.probabilities, kind="stable")[:3]]
+            [CLASS_NAMES[i] for i in expected.probabilities.argsort(kind="stable")[::-1][:3]]
         assert reading["input"].startswith("data:image/png;base64,")
-        assert server.lines[-1] == lines[-1]  # the window's console line, word for word
+        assert server.printed()[-1] == expected.console_line()
         assert re.fullmatch(r"read;dur=\d+\.\d\d", response.getheader("Server-Timing"))
     # each class's known strokes, drawn, are read as that class
-    assert [line.split()[2] for line in server.lines] == list(CLASS_NAMES), server.lines
+    assert [line.split()[2] for line in server.printed()] == list(CLASS_NAMES)
 
 
 def test_only_finished_strokes_print_and_an_empty_canvas_is_empty(server):
     port = server.effective_port
     (status, reading, _) = request(port, "POST", "/read",
                                    {"strokes": strokes_of_class(3), "final": False})
-    assert status == 200 and not reading["empty"] and server.lines == []
+    assert status == 200 and not reading["empty"] and server.printed() == []
     (status, reading, _) = request(port, "POST", "/read", {"strokes": []})
-    assert status == 200 and reading == {"empty": True} and server.lines == []
+    assert status == 200 and reading == {"empty": True} and server.printed() == []
 
 
 def test_saving_writes_only_into_the_drawings_folder_under_its_own_names(server, tmp_path):
@@ -157,29 +136,19 @@ def test_saving_writes_only_into_the_drawings_folder_under_its_own_names(server,
     assert names == [str(folder / "drawing-001.png"), str(folder / "drawing-002.png")]
     assert sorted(os.listdir(folder)) == ["drawing-001.png", "drawing-002.png"]
     assert not (tmp_path / "evil.png").exists()
-    assert server.lines[-1].startswith(f"[INFO] saved the drawing to {names[1]}")
+    assert server.printed()[-1].startswith(f"[INFO] saved the drawing to {names[1]}")
     (status, answer, _) = request(server.effective_port, "POST", "/save", {"strokes": []})
     assert status == 400 and answer["error"] == "nothing to save: the canvas is empty"
 
 
-def test_saved_drawings_are_capped_and_named_without_reading_the_folder_again(
-        server, tmp_path, monkeypatch):
-    folder = tmp_path / "drawings"
-    folder.mkdir()
-    (folder / "drawing-007.png").write_bytes(b"an earlier one")
-    monkeypatch.setattr(canvas_module, "MAX_DRAWINGS", 3)
-    listings = []
-    real_listdir = os.listdir
-    monkeypatch.setattr(canvas_module.os, "listdir",
-                        lambda path: listings.append(path) or real_listdir(path))
+def test_a_refused_save_is_a_409_and_one_console_line(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(canvas_module, "MAX_DRAWINGS", 1)
     answers = [request(server.effective_port, "POST", "/save", {"strokes": strokes_of_class(2)})
-               for _ in range(3)]
-    assert [status for (status, _, _) in answers] == [200, 200, 409]
-    assert [answer.get("saved") for (_, answer, _) in answers[:2]] == \
-        [str(folder / "drawing-008.png"), str(folder / "drawing-009.png")]
-    assert "holds 3 drawings" in answers[2][1]["error"] and len(listings) == 1
-    assert server.lines[-1].startswith("[ERROR] the drawing was not saved: ")
-    assert len(os.listdir(folder)) == 3
+               for _ in range(2)]
+    assert [status for (status, _, _) in answers] == [200, 409]
+    assert "holds 1 drawings" in answers[1][1]["error"]
+    assert server.printed()[-1].startswith("[ERROR] the drawing was not saved: ")
+    assert os.listdir(tmp_path / "drawings") == ["drawing-001.png"]
 
 
 GOOD = {"strokes": [[[10, 10], [200, 200]]]}
@@ -208,7 +177,9 @@ GOOD = {"strokes": [[[10, 10], [200, 200]]]}
     # bodies: size, framing, type, shape
     ("POST", "/read", None, {"Content-Length": str(MAX_BODY + 1)}, 413, None),
     ("POST", "/read", None, {}, 411, "send the body with a Content-Length"),
-    ("POST", "/read", b"5\r\nhello\r\n0\r\n\r\n", {"Transfer-Encoding": "chunked"}, 400, None),
+    ("POST", "/read", b"5\r\nhello\r\n0\r\n\r\n", {"Transfer-Encoding": "chunked"}, 411,
+     "length required"),
+    ("POST", "/read", b" " * (MAX_BODY - 2) + b"{}", {}, 400, 'expected {"strokes"'),  # not 413
     ("POST", "/read", b"{}", {"Content-Length": "-2"}, 400, None),
     ("POST", "/read", GOOD, {"Content-Type": "text/plain"}, 415,
      "the body must be application/json"),
@@ -238,7 +209,7 @@ def test_bad_requests_get_a_4xx_and_the_server_goes_on(server, method, path, bod
     if reason:  # (else waitress refused it before our code saw it)
         assert answer["error"].startswith(reason)
     assert request(server.effective_port, "GET", "/")[0] == 200  # still answering
-    assert server.lines == []
+    assert server.printed() == []
 
 
 @pytest.mark.parametrize("request_line", [
@@ -249,10 +220,15 @@ def test_bad_requests_get_a_4xx_and_the_server_goes_on(server, method, path, bod
     "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + "x" * 20_000,  # headers too long
     "NOT HTTP AT ALL",
 ])
-def test_malformed_requests_get_a_400_and_nothing_reaches_the_console(server, request_line):
-    status = raw(server.effective_port, (request_line + "\r\n\r\n").encode())
-    assert re.fullmatch(r"HTTP/1\.[01] 4\d\d .*", status), status
-    assert request(server.effective_port, "GET", "/")[0] == 200 and server.lines == []
+def test_malformed_requests_get_a_4xx_that_echoes_nothing(server, request_line):
+    answer = raw(server.effective_port, (request_line + "\r\n\r\n").encode())
+    (head, body) = answer.split("\r\n\r\n", 1)
+    assert re.fullmatch(r"HTTP/1\.[01] 4\d\d [A-Za-z ]+", head.splitlines()[0]), head
+    # one short JSON reason, none of the request's bytes, the page's headers
+    assert re.fullmatch(r'\{"error": "[a-z ]+"\}', body), body
+    assert all(word not in answer for word in ("pwned", "\x1b", "xxxx", "9999", "NOT HTTP"))
+    assert "Content-Security-Policy: default-src 'none'" in head
+    assert request(server.effective_port, "GET", "/")[0] == 200 and server.printed() == []
 
 
 @pytest.mark.parametrize("host", ["evil.example:8000", "127.0.0.1.evil.example", "", "[::1"])
@@ -267,7 +243,7 @@ def test_an_oversized_body_is_refused_before_it_is_read(server):
     port = server.effective_port
     assert raw(port, f"POST /read HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: "
                      f"application/json\r\nContent-Length: {50 * MAX_BODY}\r\n\r\n".encode()
-               ).startswith("HTTP/1.1 413 ")
+               ).startswith("HTTP/1.1 413 Request Entity Too Large\r\n")
 
 
 def test_slow_clients_are_dropped_at_the_deadline_and_hold_up_no_one(server, monkeypatch):
@@ -286,11 +262,13 @@ def test_slow_clients_are_dropped_at_the_deadline_and_hold_up_no_one(server, mon
                 lambda k: request(port, "POST", "/read", {"strokes": strokes_of_class(k % 10)},
                                   timeout=5)[0], range(40)))
         assert answers == [200] * 40
-        # one byte a second keeps a connection busy, but not past the deadline
-        dropped = 0
-        while dropped < len(slow) and time.monotonic() - started_at < 8:
+        # a byte every half second keeps a connection busy, but not past the deadline
+        dropped_after = []  # seconds from the first byte
+        while len(dropped_after) < len(slow) and time.monotonic() - started_at < 60:
             time.sleep(0.5)
             for client in slow:
+                if client.fileno() == -1:
+                    continue
                 try:
                     client.send(b"x")
                     client.settimeout(0.01)
@@ -299,14 +277,14 @@ def test_slow_clients_are_dropped_at_the_deadline_and_hold_up_no_one(server, mon
                 except TimeoutError:
                     pass
                 except OSError:
-                    dropped += client.fileno() != -1
+                    dropped_after.append(time.monotonic() - started_at)
                     client.close()
-        assert dropped == len(slow), f"{dropped} of {len(slow)} dropped"
-        assert time.monotonic() - started_at < 5  # deadline 2 s, checked every second
+        assert len(dropped_after) == len(slow), f"{len(dropped_after)} of {len(slow)} dropped"
+        assert min(dropped_after) >= draw_server.REQUEST_DEADLINE  # none before its deadline
     finally:
         for client in slow:
             client.close()
-    assert server.lines == []
+    assert server.printed() == []
 
 
 needs_browser = pytest.mark.skipif(
@@ -316,76 +294,181 @@ needs_browser = pytest.mark.skipif(
            "and Selenium (pip install -r requirements-dev.txt)")
 
 
-def test_ctrl_c_while_ten_clients_read_and_save_stops_cleanly(trained, tmp_path):
-    """The interpreter must not end while worker threads are inside PyTorch
-    (that aborted the process), and nothing is saved or printed after the
-    line that says the server stopped."""
+def test_idle_connections_delay_a_new_client_but_never_lock_it_out(server):
+    """A local process holds 1,000 connections that send nothing, and opens a
+    new one for each the server closes; a new client is answered within a
+    second all along, and at once when they are gone."""
+    port = server.effective_port
+    (soft, hard) = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    held, stop = [], threading.Event()
+
+    def hold_and_reopen():
+        while not stop.is_set():
+            for (i, client) in enumerate(held):
+                client.settimeout(0)
+                try:
+                    closed = client.recv(1) == b""
+                except BlockingIOError:
+                    closed = False
+                except OSError:
+                    closed = True
+                if closed and not stop.is_set():
+                    client.close()
+                    held[i] = socket.create_connection(("127.0.0.1", port))
+            time.sleep(0.01)
+
+    try:
+        held.extend(socket.create_connection(("127.0.0.1", port)) for _ in range(1000))
+        attacker = threading.Thread(target=hold_and_reopen)
+        attacker.start()
+        waits = []
+        for _ in range(5):
+            started_at = time.monotonic()
+            assert request(port, "GET", "/", timeout=1)[0] == 200  # (a timeout fails)
+            waits.append(time.monotonic() - started_at)
+            time.sleep(0.5)
+        assert len(server.active_channels) <= draw_server.MAX_CONNECTIONS + 1
+    finally:
+        stop.set()
+        attacker.join()
+        for client in held:
+            client.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert request(port, "GET", "/", timeout=1)[0] == 200
+    assert max(waits) < 1, waits
+
+
+def test_a_console_that_stops_reading_never_stops_the_page(model, tmp_path, monkeypatch):
+    """Each console line blocks until the console reads again (a full pipe, a
+    terminal paused with Ctrl-S): the page, reads and saves go on; lines past
+    MAX_WAITING are dropped and counted, and printed once it reads again."""
+    monkeypatch.setattr(draw_server, "MAX_WAITING", 50)
+    (reading, lines) = (threading.Event(), [])
+    console = Console(lambda line: (reading.wait(), lines.append(line)))
+    app = DrawingApp(model, CPU, reference_images(), DrawingFolder(str(tmp_path), console),
+                     "127.0.0.1", console)
+    running = start_server(app, "127.0.0.1", 0)
+    threading.Thread(target=running.run, daemon=True).start()
+    port = running.effective_port
+    try:
+        for k in range(draw_server.MAX_WAITING + 20):
+            (status, _, _) = request(port, "POST", "/save" if k < 5 else "/read",
+                                     {"strokes": strokes_of_class(k % 10), "final": True},
+                                     timeout=5)
+            assert status == 200
+        assert request(port, "GET", "/", timeout=5)[0] == 200
+        assert len(os.listdir(tmp_path)) == 5 and lines == []
+        reading.set()
+        console.flush()
+        # the first line was being printed when the console stalled, then
+        # MAX_WAITING waited; the rest were dropped, and that is said after them
+        assert len(lines) == 1 + draw_server.MAX_WAITING + 1
+        assert all(line.startswith("[INFO] saved the drawing to ") for line in lines[:5])
+        assert lines[-1] == "[WARNING] 19 lines were not shown: the console was not reading"
+    finally:
+        reading.set()
+        running.task_dispatcher.shutdown()
+        running.trigger.pull_trigger(running.close)
+        console.stop()
+
+
+@pytest.mark.parametrize("signal_name, exit_status", [
+    ("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
+def test_a_stop_signal_while_ten_clients_read_and_save_stops_cleanly(
+        trained, tmp_path, signal_name, exit_status):
+    """Ctrl-C, `kill` and a closed terminal alike: the interpreter must not
+    end while worker threads are inside PyTorch (that aborted the process),
+    every drawing saved was answered, and nothing is saved or printed after
+    the line that says the server stopped.  With $BROWSER (SIGTERM) the page
+    is opened in it; with --no-display (SIGHUP) it is not."""
     out, _ = trained
-    for attempt in range(3):
-        folder = tmp_path / str(attempt)
-        with started([os.path.join(ROOT, "predict.py"), "-m", out / "model.pth", "--draw",
-                      "--browser", "--port", 0, "--data-dir", tmp_path, "-o",
-                      folder / "p.png"], headless_env()) as predict:
-            predict.stdout.readline()  # loading the model
-            port = int(re.search(r":(\d+)/ ", predict.stdout.readline()).group(1))
-            predict.stdout.readline()  # the SSH hint
-            stop = threading.Event()
+    folder = tmp_path / "out"
+    opened = tmp_path / "opened"
+    browser = tmp_path / "browser"
+    browser.write_text(f"#!/bin/sh\necho \"$1\" > {opened}\n")
+    browser.chmod(stat.S_IRWXU)
+    env = headless_env()
+    env["BROWSER"] = str(browser)
+    options = ["--no-display"] if signal_name != "SIGTERM" else []
+    with started([os.path.join(ROOT, "predict.py"), "-m", out / "model.pth", "--draw",
+                  "--port", 0, "--data-dir", tmp_path, "-o", folder / "p.png", *options],
+                 env) as predict:
+        predict.stdout.readline()  # loading the model
+        address = re.search(r"(http://\S+/) ", predict.stdout.readline()).group(1)
+        port = int(address.rsplit(":", 1)[1].strip("/"))
+        if signal_name == "SIGTERM":
+            assert predict.stdout.readline() == "[INFO] opened the page in your web browser\n"
+            assert opened.read_text() == address + "\n"
+        else:
+            assert predict.stdout.readline().startswith("[INFO] from another machine over SSH")
+            assert not opened.exists()
+        (stop, answered) = (threading.Event(), [])
 
-            def client(k):
-                while not stop.is_set():
-                    try:
-                        request(port, "POST", "/save" if k % 3 == 0 else "/read",
-                                {"strokes": strokes_of_class(k), "final": True}, timeout=10)
-                    except OSError:
-                        return
+        def client(k):
+            while not stop.is_set():
+                try:
+                    (status, answer, _) = request(port, "POST", "/save" if k % 3 == 0 else "/read",
+                                                  {"strokes": strokes_of_class(k), "final": True},
+                                                  timeout=10)
+                except OSError:
+                    return
+                if status == 200 and "saved" in answer:
+                    answered.append(answer["saved"])
 
-            threads = [threading.Thread(target=client, args=(k,)) for k in range(10)]
-            for thread in threads:
-                thread.start()
-            time.sleep(1.5)
-            predict.send_signal(signal.SIGINT)
-            predict.send_signal(signal.SIGINT)  # an impatient second one changes nothing
-            (stdout, stderr) = predict.communicate(timeout=60)
-            assert predict.returncode == 130
-            stop.set()
-            for thread in threads:
-                thread.join()
-        assert stderr == ""
-        assert stdout.endswith("\n\n[INFO] the drawing server stopped\n")  # and nothing after it
-        lines = stdout.splitlines()[:-2]
-        saved = [line for line in lines if line.startswith("[INFO] saved the drawing to ")]
-        assert saved and len(lines) > len(saved)  # work was in flight when Ctrl-C came
-        assert all(re.fullmatch(r"\[INFO\] (drawing: \w+  \[top 3: .*\]|saved the drawing "
-                                r"to .*\))", line) for line in lines), lines  # whole lines
-        assert len(os.listdir(folder / "drawings")) == len(saved)
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(10)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)
+        predict.send_signal(getattr(signal, signal_name))
+        predict.send_signal(getattr(signal, signal_name))  # an impatient second one changes nothing
+        (stdout, stderr) = predict.communicate(timeout=60)
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert predict.returncode == exit_status and stderr == ""
+    assert stdout.endswith("\n\n[INFO] the drawing server stopped\n")  # and nothing after it
+    lines = stdout.splitlines()[:-2]
+    saved = [line.split()[5] for line in lines if line.startswith("[INFO] saved the drawing to ")]
+    assert saved and len(lines) > len(saved)  # work was in flight when the signal came
+    assert all(re.fullmatch(r"\[INFO\] (drawing: \w+  \[top 3: .*\]|saved the drawing "
+                            r"to .*\))", line) for line in lines), lines  # whole lines
+    # each drawing on disk was printed and answered, none after the stop
+    on_disk = sorted(str(path) for path in (folder / "drawings").iterdir())
+    assert on_disk == sorted(saved) == sorted(answered)
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--browser"], "--browser goes with --draw"),
-    (["--draw", "--port", "9000"], "--port only works with --draw --browser"),
-    (["--draw", "--browser", "--port", "70000"], "argument --port: must be from 0 to 65535"),
+    (["--port", "9000"], "--port only works with --draw"),
+    (["--draw", "--port", "70000"], "argument --port: must be from 0 to 65535"),
+    (["--draw", "--image", "x.png"], "--draw cannot be combined with --image"),
+    (["--draw", "--num", "3"], "--draw cannot be combined with --num"),
 ])
-def test_browser_options_are_checked(argv, message):
-    result = run_script("predict.py", *argv)
-    assert result.returncode == 2 and message in result.stderr
+def test_drawing_options_are_checked(argv, message, capsys):
+    import predict
+
+    with pytest.raises(SystemExit) as exited:
+        predict.parse_args(argv)
+    assert exited.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_a_port_in_use_is_one_clear_message(server, trained, tmp_path):
-    out, _ = trained
+def test_a_port_in_use_is_one_clear_message(server, trained, tmp_path, monkeypatch):
+    import predict
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # (this process's own)
     port = server.effective_port
-    result = run_script("predict.py", "-m", out / "model.pth", "--draw", "--browser", "--port",
-                        port, "--data-dir", tmp_path, env=headless_env())
-    assert result.returncode == 1
-    assert result.stderr.startswith(f"[ERROR] port {port} on 127.0.0.1 is already in use")
-    assert "--port" in result.stderr and len(result.stderr.splitlines()) == 1
+    with pytest.raises(UserError, match=f"^port {port} on 127.0.0.1 is already in use .*--port"):
+        predict.main(["-m", str(trained[0] / "model.pth"), "--draw", "--port", str(port),
+                      "--data-dir", str(tmp_path), "-o", str(tmp_path / "p.png")])
 
 
 @needs_browser
-def test_drawing_with_pointer_events_in_a_real_browser(server, model, tmp_path):
+def test_drawing_with_pointer_events_in_a_real_browser(server, model):
     from browser import chromium, draw_strokes, wait_for
 
     strokes = strokes_of_class(5)
-    (expected, _) = window_reading(model, strokes, tmp_path)
+    expected = read_drawing(model, Canvas(strokes).image(), CPU)
     with chromium() as driver:
         driver.get(f"http://127.0.0.1:{server.effective_port}/")
         wait_for(driver, "return document.body.dataset.ready === 'yes'")
@@ -395,14 +478,14 @@ def test_drawing_with_pointer_events_in_a_real_browser(server, model, tmp_path):
         rows = driver.execute_script(
             "return [...document.querySelectorAll('#top .row')].map(r => r.textContent)")
         assert driver.find_element("id", "input").get_attribute("src").startswith("data:image/")
-        # the same class as the window reads from the same strokes; the server
-        # printed the window's line for each finished stroke
+        # the same class as the canvas reads from the same strokes; the server
+        # printed a line for each finished stroke
         assert shown == CLASS_NAMES[int(expected.probabilities.argmax())]
         k = CLASS_NAMES.index(shown)
         assert len(rows) == 3 and rows[0].startswith(HIRAGANA[k] + shown)
-        assert len(server.lines) == len(strokes)
-        assert server.lines[-1].split()[2] == shown
-        # z undoes a stroke on the page as in the window
+        assert len(server.printed()) == len(strokes)
+        assert server.printed()[-1].split()[2] == shown
+        # z undoes a stroke
         driver.find_element("tag name", "body").send_keys("z")
         wait_for(driver, f"return document.body.dataset.readings === '{len(strokes) + 1}'")
-        assert len(server.lines) == len(strokes) + 1
+        assert len(server.printed()) == len(strokes) + 1

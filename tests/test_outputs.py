@@ -3,12 +3,16 @@ moved into place together; an error or Ctrl-C at any step leaves the earlier
 set whole."""
 
 import contextlib
+import json
 import os
+import signal
 import stat
 
 import pytest
 
-from conftest import headless_env, run_script
+import train
+from kmnist_files import write_kmnist
+from modules.console import UserError
 from modules.outputs import OutputSet
 
 
@@ -61,49 +65,105 @@ def test_nothing_changes_until_the_commit_and_a_failure_leaves_no_temporary(tmp_
     assert sorted(os.listdir(tmp_path)) == ["a.png"] and a.read_bytes() == b"old a"
 
 
-def train_in_place_of(trained, folder, kmnist_dir, patch):
+def test_a_move_that_fails_puts_back_the_ones_already_moved(tmp_path, monkeypatch):
+    """The second of six files cannot be moved into place (a full disk, a file
+    system that refuses): the first, already moved, is put back, and all six
+    are the earlier set again, with no temporary file left."""
+    import modules.outputs
+
+    names = ["model.pth", "plot.png", "confusion_matrix.png", "mistakes.png", "filters.png",
+             "metrics.json"]
+    for name in names[:-1]:  # (the earlier run had no metrics.json)
+        (tmp_path / name).write_bytes(b"old " + name.encode())
+    real_replace = os.replace
+    moves = []
+
+    def replace(source, target):
+        if os.path.basename(str(source)).startswith(".tmp-") and not str(source).endswith(".old"):
+            moves.append(target)
+            if len(moves) == 2:
+                raise OSError(28, "No space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(modules.outputs.os, "replace", replace)
+    with pytest.raises(UserError) as failed, OutputSet() as outputs:
+        for name in names:
+            write(outputs, tmp_path / name, b"new " + name.encode())
+        outputs.commit()
+    assert str(failed.value) == (f"could not move {tmp_path / 'plot.png'} into place (No space "
+                                 "left on device); the earlier output files were put back as "
+                                 "they were")
+    assert len(moves) == 2 and sorted(os.listdir(tmp_path)) == sorted(names[:-1])
+    assert all((tmp_path / name).read_bytes() == b"old " + name.encode() for name in names[:-1])
+
+
+@pytest.fixture(scope="module")
+def small_kmnist(tmp_path_factory):
+    """A data set small enough that a whole train.py run takes a second."""
+    root = tmp_path_factory.mktemp("small")
+    write_kmnist(root, n_train=200, n_test=50, frame=True)
+    return root
+
+
+def train_in_place_of(trained, folder, data):
     """A copy of the trained run's outputs in ``folder``, then train.py run
-    over them (seed 7, one epoch) with ``patch`` (Python code) applied first;
-    returns (its result, the file names, the copied files' bytes)."""
+    over them (seed 7, one epoch) in this process; returns (the file names,
+    the copied files' bytes).  What it raised goes to the caller."""
     out, _ = trained
     names = sorted(os.listdir(out))
     before = {name: (out / name).read_bytes() for name in names}
     folder.mkdir(exist_ok=True)
     for name in names:
         (folder / name).write_bytes(before[name])
-    code = (f"import os, signal, sys, modules.outputs as o, train\n{patch}\n"
-            "from modules.console import run_main\nrun_main(train.main, sys.argv[1:])\n")
-    result = run_script("-c", code, "--data-dir", kmnist_dir, "--no-download", "--epochs", 1,
-                        "--device", "cpu", "--seed", 7, "-m", folder / "model.pth",
-                        "-p", folder / "plot.png", env=headless_env())
-    return result, names, before
+    return names, before, ["--data-dir", str(data), "--no-download", "--epochs", "1",
+                           "--device", "cpu", "--seed", "7", "-m", str(folder / "model.pth"),
+                           "-p", str(folder / "plot.png")]
 
 
-def test_ctrl_c_at_each_step_of_saving_leaves_one_set(trained, kmnist_dir, tmp_path):
+def test_ctrl_c_at_each_step_of_saving_leaves_one_set(trained, small_kmnist, tmp_path,
+                                                      monkeypatch, capsys):
     """train.py interrupted while it writes each of its outputs in turn: the
     earlier run's files all stay as they were, and no temporary file is left."""
-    for step in range(len(os.listdir(trained[0]))):
+    (real_path, real_commit) = (OutputSet.path, OutputSet.commit)
+    for step in range(len(os.listdir(trained[0])) + 1):
         folder = tmp_path / str(step)
-        # the interrupt arrives when the (step + 1)-th output file is begun
-        (result, names, before) = train_in_place_of(trained, folder, kmnist_dir, (
-            "real = o.OutputSet.path\n"
-            "def path(self, target):\n"
-            f"    if len(self.staged) == {step}: raise KeyboardInterrupt\n"
-            "    return real(self, target)\n"
-            "o.OutputSet.path = path"))
-        assert result.returncode == 130 and "interrupted" in result.stderr
+        (names, before, argv) = train_in_place_of(trained, folder, small_kmnist)
+
+        def path(self, target, step=step):  # Ctrl-C as the (step + 1)-th file is begun
+            if len(self.staged) == step:
+                raise KeyboardInterrupt
+            return real_path(self, target)
+
+        def commit(self):  # the last step: Ctrl-C once all are written, before the move
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(OutputSet, "path", path)
+        monkeypatch.setattr(OutputSet, "commit", commit if step == len(names) else real_commit)
+        with pytest.raises(KeyboardInterrupt):
+            train.main(argv)
         assert sorted(os.listdir(folder)) == names  # no temporary file left
         assert all((folder / name).read_bytes() == before[name] for name in names), step
+        assert "[INFO] saved" not in capsys.readouterr().out  # nothing claims a file was saved
 
 
 def test_ctrl_c_while_the_files_are_moved_into_place_waits_for_the_whole_set(
-        trained, kmnist_dir, tmp_path):
-    (result, names, before) = train_in_place_of(trained, tmp_path / "run", kmnist_dir, (
-        "real = os.replace\n"
-        "def replace(*args):\n"
-        "    os.kill(os.getpid(), signal.SIGINT)\n"  # Ctrl-C as the first file moves
-        "    real(*args)\n"
-        "o.os.replace = replace"))
-    assert result.returncode == 0, result.stderr
-    assert sorted(os.listdir(tmp_path / "run")) == names
-    assert all((tmp_path / "run" / name).read_bytes() != before[name] for name in names)
+        trained, small_kmnist, tmp_path, monkeypatch, capsys):
+    import modules.outputs
+
+    (names, before, argv) = train_in_place_of(trained, tmp_path, small_kmnist)
+    inodes = {name: os.stat(tmp_path / name).st_ino for name in names}
+    real_replace = os.replace
+
+    def replace(*args):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as each file moves
+        real_replace(*args)
+
+    monkeypatch.setattr(modules.outputs.os, "replace", replace)
+    assert train.main(argv) == 0
+    assert sorted(os.listdir(tmp_path)) == names
+    assert all(os.stat(tmp_path / name).st_ino != inodes[name] for name in names)  # all new
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["options"]["seed"] == 7
+    out = capsys.readouterr().out
+    assert out.endswith(f"[INFO] test accuracy: {metrics['test_accuracy']:.4f}\n")
+    assert "[INFO] saved the model to " in out

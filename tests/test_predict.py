@@ -12,11 +12,11 @@ from kmnist_files import write_kmnist
 from modules import display
 
 
-def test_headless_predict_prints_saves_the_grid_and_exits_0(trained, kmnist_dir, tmp_path):
+def test_headless_predict_prints_saves_the_grid_and_exits_0(trained, kmnist_dir, tmp_path, run):
     out, _ = trained
     grid = tmp_path / "predictions.png"
-    result = run_script("predict.py", "-m", out / "model.pth", "--data-dir", kmnist_dir,
-                        "--no-download", "-o", grid, env=headless_env())
+    result = run("predict.py", "-m", out / "model.pth", "--data-dir", kmnist_dir,
+                 "--no-download", "-o", grid)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines()
              if line.startswith("[INFO] ground truth label:")]
@@ -29,22 +29,21 @@ def test_headless_predict_prints_saves_the_grid_and_exits_0(trained, kmnist_dir,
     assert "Traceback" not in result.stderr
 
 
-def test_same_seed_picks_the_same_images_and_num_is_honoured(trained, kmnist_dir, tmp_path):
+def test_same_seed_picks_the_same_images_and_num_is_honoured(trained, kmnist_dir, tmp_path, run):
     out, _ = trained
-    runs = [run_script("predict.py", "-m", out / "model.pth", "--data-dir", kmnist_dir,
-                       "--no-download", "--no-display", "--num", 4, "--seed", seed,
-                       "-o", tmp_path / f"{seed}.png", env=headless_env())
+    runs = [run("predict.py", "-m", out / "model.pth", "--data-dir", kmnist_dir,
+                "--no-download", "--no-display", "--num", 4, "--seed", seed,
+                "-o", tmp_path / f"{seed}.png")
             for seed in (3, 3)]
     assert runs[0].returncode == 0 and runs[0].stdout == runs[1].stdout
     assert runs[0].stdout.count("[INFO] ground truth label:") == 4
     assert "no display" not in runs[0].stdout
 
 
-def test_num_beyond_the_test_set_is_refused(trained, kmnist_dir, tmp_path):
+def test_num_beyond_the_test_set_is_refused(trained, kmnist_dir, tmp_path, run):
     out, _ = trained
-    result = run_script("predict.py", "-m", out / "model.pth", "--data-dir", kmnist_dir,
-                        "--no-download", "--no-display", "--num", 201, "-o", tmp_path / "p.png",
-                        env=headless_env())
+    result = run("predict.py", "-m", out / "model.pth", "--data-dir", kmnist_dir,
+                 "--no-download", "--no-display", "--num", 201, "-o", tmp_path / "p.png")
     assert result.returncode == 1
     assert result.stderr == ("[ERROR] --num 201 is more than the 200 images of the KMNIST "
                              "test set; ask for at most 200\n")
@@ -52,13 +51,13 @@ def test_num_beyond_the_test_set_is_refused(trained, kmnist_dir, tmp_path):
 
 
 def test_many_images_are_all_printed_but_the_picture_shows_the_first_50(trained, kmnist_dir,
-                                                                        tmp_path):
+                                                                        tmp_path, run):
     from PIL import Image
 
     out, _ = trained
     grid = tmp_path / "grid.png"
-    result = run_script("predict.py", "-m", out / "model.pth", "--data-dir", kmnist_dir,
-                        "--no-download", "--num", 200, "-o", grid, env=headless_env())
+    result = run("predict.py", "-m", out / "model.pth", "--data-dir", kmnist_dir,
+                 "--no-download", "--num", 200, "-o", grid)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("[INFO] ground truth label: ") == 200
     assert f"[INFO] saved the first 50 of 200 annotated images to {grid}\n" in result.stdout
@@ -89,15 +88,18 @@ def test_ctrl_c_stops_a_long_prediction(trained, tmp_path):
 
 
 def test_missing_model_file(kmnist_dir, tmp_path):
+    """A user's mistake in a real process: exit status 1, one line, no traceback."""
     result = run_script("predict.py", "-m", tmp_path / "none.pth", "--data-dir", kmnist_dir,
                         "--no-display", "-o", tmp_path / "p.png", env=headless_env())
     assert result.returncode == 1
     assert "[ERROR] model file not found" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_missing_model_file_says_where_it_looked_when_run_from_another_folder(tmp_path):
+def test_missing_model_file_says_where_it_looked_when_run_from_another_folder(tmp_path, run,
+                                                                              monkeypatch):
     # `python proj/predict.py`: the default output/model.pth is looked for here
-    result = run_script("predict.py", "--no-display", cwd=tmp_path, env=headless_env())
+    monkeypatch.chdir(tmp_path)
+    result = run("predict.py", "--no-display")
     assert result.returncode == 1
     assert f"[ERROR] model file not found: {tmp_path / 'output' / 'model.pth'};" in result.stderr
 
@@ -110,22 +112,22 @@ def whole_pickled_model(tmp_path):
     return tmp_path / "model.pth"
 
 
-@pytest.mark.parametrize("model", [lambda tmp: "README.md", lambda tmp: "docs/plot.png",
+@pytest.mark.parametrize("model", [lambda tmp: os.path.join(ROOT, "README.md"),
+                                   lambda tmp: os.path.join(ROOT, "docs", "plot.png"),
                                    whole_pickled_model])
-def test_a_file_that_is_not_a_model_is_one_line_with_the_fix(kmnist_dir, tmp_path, model):
+def test_a_file_that_is_not_a_model_is_one_line_with_the_fix(kmnist_dir, tmp_path, model, run):
     model = model(tmp_path)
-    result = run_script("predict.py", "-m", model, "--data-dir", kmnist_dir, "--no-display",
-                        "-o", tmp_path / "p.png", env=headless_env())
+    result = run("predict.py", "-m", model, "--data-dir", kmnist_dir, "--no-display",
+                 "-o", tmp_path / "p.png")
     assert result.returncode == 1
     assert result.stderr.startswith(f"[ERROR] {model} ") and "python train.py" in result.stderr
     assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "p.png").exists()
 
 
-def test_missing_test_data(trained, tmp_path):
+def test_missing_test_data(trained, tmp_path, run):
     out, _ = trained
-    result = run_script("predict.py", "-m", out / "model.pth", "--data-dir", tmp_path,
-                        "--no-download", "--no-display", "-o", tmp_path / "p.png",
-                        env=headless_env())
+    result = run("predict.py", "-m", out / "model.pth", "--data-dir", tmp_path,
+                 "--no-download", "--no-display", "-o", tmp_path / "p.png")
     assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
     assert str(tmp_path / "KMNIST" / "raw") in result.stderr and "--no-download" in result.stderr
 
