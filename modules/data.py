@@ -8,7 +8,9 @@ to a DataLoader a whole batch per indexing operation, not image by image.
 """
 
 import contextlib
+import math
 import os
+import struct
 
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
@@ -66,6 +68,20 @@ def _fetch(folder, download, sources):
         extract_archive(archive, folder)
 
 
+def _idx_problem(path):
+    """Why ``path`` is not a whole IDX file of bytes, or None."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+        if len(head) < 4 or head[:3] != b"\0\0\x08":
+            return "not an IDX file of bytes"
+        sizes = f.read(4 * head[3])
+    if len(sizes) < 4 * head[3]:
+        return "it ends inside its header"
+    expected = 4 + len(sizes) + math.prod(struct.unpack(f">{head[3]}I", sizes))
+    size = os.path.getsize(path)
+    return f"{size:,} bytes where its header says {expected:,}" if size != expected else None
+
+
 def load_kmnist(data_dir, train, download=True, sources=SOURCES):
     """torchvision's KMNIST training or test split from ``data_dir``, the
     files downloaded first where missing (unless ``download`` is False)."""
@@ -81,11 +97,18 @@ def load_kmnist(data_dir, train, download=True, sources=SOURCES):
             with contextlib.suppress(OSError):
                 os.rmdir(path)
         raise
+    for (name, _) in KMNIST_FILES[:2] if train else KMNIST_FILES[2:]:
+        path = os.path.join(folder, name[:-len(".gz")])
+        problem = _idx_problem(path)
+        if problem:
+            raise UserError(f"{path} is broken ({problem}); delete it and run again to "
+                            "download it afresh")
     try:
         dataset = datasets.KMNIST(root=data_dir, train=train)
-    except Exception as error:  # noqa: BLE001 - what torchvision says, in one line
-        raise UserError(f"could not read the KMNIST files in {folder} ({one_line(error)}); "
-                        "delete them and run again to download them afresh") from None
+    except Exception as error:  # noqa: BLE001 - the files are sound: torchvision failed
+        raise UserError(f"torchvision could not read the KMNIST files in {folder}, which are "
+                        f"sound ({one_line(error)}); reinstall torch and torchvision as a "
+                        "matching pair (README.md, Quick start)") from None
     (images, labels) = (dataset.data, dataset.targets)
     if (images.shape[1:] != (28, 28) or len(images) != len(labels) or len(labels) == 0
             or not 0 <= labels.min() <= labels.max() < len(CLASS_NAMES)):

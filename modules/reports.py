@@ -64,21 +64,40 @@ def save_confusion_matrix(matrix, path):
     fig.savefig(path, dpi=100)
 
 
+def tiles(fig, left, top, images, columns, cell, size, captions=(), **imshow):
+    """Draw ``images`` in rows of ``columns`` on one axes whose units are
+    inches, its top-left corner ``left``, ``top`` inches from the figure's:
+    each in a ``cell`` (width, height) with the image ``size`` inches square
+    at its bottom and its caption, a (text, colour) pair, above it.  One axes,
+    not one per image: matplotlib spends about 20 ms setting up each axes."""
+    (width, height) = cell
+    (rows, (figure_width, figure_height)) = (-(-len(images) // columns), fig.get_size_inches())
+    ax = fig.add_axes((left / figure_width, 1 - (top + rows * height) / figure_height,
+                       columns * width / figure_width, rows * height / figure_height))
+    for (k, image) in enumerate(images):
+        (row, column) = divmod(k, columns)
+        (x, y) = (column * width + (width - size) / 2, (row + 1) * height)
+        ax.imshow(image, extent=(x, x + size, y, y - size), interpolation="nearest", **imshow)
+    for (k, (text, colour)) in enumerate(captions[:len(images)]):
+        (row, column) = divmod(k, columns)
+        ax.text((column + 0.5) * width, (row + 1) * height - size - 0.04, text, color=colour,
+                ha="center", va="bottom", fontsize=10, fontproperties=hiragana_font())
+    ax.set(xlim=(0, columns * width), ylim=(rows * height, 0), aspect="auto")
+    ax.axis("off")
+
+
 def save_prediction_grid(panels, path, title):
     """A grid of 28x28 images: ``panels`` is a list of (2-D image in [0, 1],
     caption, caption colour); captions may hold hiragana."""
-    font = hiragana_font()
     columns = min(5, len(panels))
     rows = -(-len(panels) // columns)
-    fig = Figure(figsize=(2.3 * columns, 2.6 * rows + 0.4))
-    axes = fig.subplots(rows, columns, squeeze=False).flat
-    for ax, (image, caption, colour) in zip(axes, panels):
-        ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(caption, color=colour, fontsize=10, fontproperties=font)
-    for ax in fig.axes:
-        ax.axis("off")
-    fig.suptitle(title)
-    fig.tight_layout()
+    # inches: a panel, and the title above them all (on two lines above one panel)
+    (cell, top) = ((2.3, 2.6), 0.4 if columns > 1 else 0.8)
+    fig = Figure(figsize=(cell[0] * columns, cell[1] * rows + top))
+    tiles(fig, 0, top, [image for (image, _, _) in panels], columns, cell, 2.0,
+          [(caption, colour) for (_, caption, colour) in panels], cmap="gray", vmin=0, vmax=1)
+    fig.text(0.5, 1 - top / 2 / fig.get_size_inches()[1], title, ha="center", va="center",
+             fontsize=12, wrap=True)
     fig.savefig(path, dpi=100)
 
 
@@ -112,35 +131,24 @@ def save_filters(model, image, label, path):
     weights = model.conv1.weight.detach().float().cpu()[:, 0].numpy()  # 20 x 5 x 5
     x = torch.as_tensor(image, dtype=torch.float32).view(1, 1, 28, 28)
     (first, second) = feature_maps(model.eval(), x.to(next(model.parameters()).device))
-    font = hiragana_font()
     fig = Figure(figsize=(12, 11.5))
-    (top, middle, bottom) = fig.subfigures(3, 1, height_ratios=[2.3, 2.4, 5.2])
+    numbers = [(f"{k + 1}", "black") for k in range(50)]
 
-    # the filters share one colour scale centred on zero: red adds, blue subtracts
-    axes = top.subplots(2, 11)
+    # the input, then the filters on one colour scale centred on zero: red adds, blue subtracts
+    fig.text(0.5, 1 - 0.25 / 11.5, "conv1: the 20 learned 5x5 filters (red: ink there raises "
+             "the response, blue: lowers it)", ha="center", va="center", fontsize=11)
+    tiles(fig, 0.3, 0.45, [image], 1, (1.3, 1.0), 0.75,
+          [(f"input: {class_labels(hiragana_font() is not None)[label]}", "black")],
+          cmap="gray", vmin=0, vmax=1)
     limit = np.abs(weights).max()
-    for ax in axes.flat:
-        ax.axis("off")
-    axes[0, 0].imshow(image, cmap="gray", vmin=0, vmax=1)
-    axes[0, 0].set_title(f"input: {class_labels(font is not None)[label]}", fontsize=9,
-                         fontproperties=font)
-    for k, w in enumerate(weights):
-        ax = axes[k // 10, 1 + k % 10]
-        ax.imshow(w, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
-        ax.set_title(f"{k + 1}", fontsize=8)
-    top.suptitle("conv1: the 20 learned 5x5 filters (red: ink there raises the response, "
-                 "blue: lowers it)", fontsize=11)
-
-    for (subfig, maps, name) in ((middle, first[0], "conv1's 20 maps, 24x24, one per filter"),
-                                 (bottom, second[0], "conv2's 50 maps, 8x8")):
-        axes = subfig.subplots(-(-len(maps) // 10), 10)
-        for k, (ax, fmap) in enumerate(zip(axes.flat, maps.numpy())):
-            ax.imshow(fmap, cmap="magma", vmin=0, vmax=max(float(maps.max()), 1e-6),
-                      interpolation="nearest")
-            ax.set_title(f"{k + 1}", fontsize=7, pad=2)
-            ax.axis("off")
-        subfig.suptitle(f"Feature maps of the input: {name} (after ReLU; bright = strong "
-                        "response)", fontsize=11)
+    tiles(fig, 1.6, 0.45, weights, 10, (1.0, 1.0), 0.75, numbers, cmap="RdBu_r",
+          vmin=-limit, vmax=limit)
+    for (top, maps, name) in ((3.1, first[0], "conv1's 20 maps, 24x24, one per filter"),
+                              (5.9, second[0], "conv2's 50 maps, 8x8")):
+        fig.text(0.5, 1 - (top - 0.3) / 11.5, f"Feature maps of the input: {name} (after ReLU; "
+                 "bright = strong response)", ha="center", va="center", fontsize=11)
+        tiles(fig, 0.5, top, maps.numpy(), 10, (1.1, 1.1), 0.85, numbers, cmap="magma", vmin=0,
+              vmax=max(float(maps.max()), 1e-6))
     fig.savefig(path, dpi=80)
 
 

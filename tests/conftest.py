@@ -1,3 +1,4 @@
+import collections
 import contextlib
 import io
 import os
@@ -20,10 +21,10 @@ from kmnist_files import class_strokes, write_kmnist  # noqa: E402
 
 # Most tests call train.py's and predict.py's main() in this process (the
 # ``run`` fixture).  A new process is started only where the process is the
-# point: signals (Ctrl-C at work, SIGTERM and SIGHUP at the drawing server),
+# point: signals (Ctrl-C at work, SIGTERM at the drawing server),
 # a closed pipe, the OpenCV window on a virtual display, a missing model and
 # a bad option as a user meets them (exit status and one line on stderr),
-# and the real-data run (tests/test_real_data.py).
+# and what a fresh interpreter imports (test_own_images.py).
 
 
 def run_script(script, *args, env=None, cwd=None, timeout=600):
@@ -37,12 +38,15 @@ def run_script(script, *args, env=None, cwd=None, timeout=600):
                           timeout=timeout)
 
 
+Result = collections.namedtuple("Result", "returncode stdout stderr")
+
+
 @pytest.fixture
 def run(capsys, monkeypatch):
     """``run("predict.py", *args)``: the script's entry point called in this
     process as ``python predict.py ARGS`` runs it (run_main: one-line errors,
-    exit statuses), on a machine with no display; returns its exit status,
-    stdout and stderr as .returncode, .stdout, .stderr."""
+    exit statuses), on a machine with no display; returns a Result: exit
+    status, stdout, stderr."""
     import importlib
 
     from modules.console import run_main
@@ -58,8 +62,7 @@ def run(capsys, monkeypatch):
                 run_main(main, [str(a) for a in args])
         finally:
             signal.signal(signal.SIGINT, handler)
-        (out, err) = capsys.readouterr()
-        return types.SimpleNamespace(returncode=exited.value.code, stdout=out, stderr=err)
+        return Result(exited.value.code, *capsys.readouterr())
 
     return call
 
@@ -77,6 +80,16 @@ def kmnist_dir(tmp_path_factory):
     the characters framed as KMNIST's are (and as --image and --draw frame theirs)."""
     root = tmp_path_factory.mktemp("kmnist")
     write_kmnist(root, n_train=2000, n_test=200, frame=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def small_kmnist(tmp_path_factory):
+    """A data set small enough that a whole train.py epoch takes under a
+    second (200 training, 50 test images), for tests of what a run does
+    rather than what it learns."""
+    root = tmp_path_factory.mktemp("small")
+    write_kmnist(root, n_train=200, n_test=50, frame=True)
     return root
 
 

@@ -129,7 +129,24 @@ def test_a_broken_extracted_file_is_one_message_saying_delete_and_download(tmp_p
             f.write(content)
     with pytest.raises(UserError) as caught:
         load_kmnist(tmp_path, train=name.startswith("train"), download=False)
-    assert raw in str(caught.value) and "delete them" in str(caught.value)
+    assert raw in str(caught.value) and "delete " in str(caught.value)
+    assert "download" in str(caught.value)
+
+
+def test_torchvision_failing_on_sound_files_is_not_blamed_on_the_files(kmnist_dir, monkeypatch):
+    """The files pass their checks (md5 or size) and torchvision fails on them
+    anyway (a bug, a mismatched install): no advice to delete and download."""
+    import torchvision.datasets
+
+    def broken(*args, **kwargs):
+        raise TypeError("unsupported operand type(s)")
+
+    monkeypatch.setattr(torchvision.datasets, "KMNIST", broken)
+    with pytest.raises(UserError) as caught:
+        load_kmnist(kmnist_dir, train=False, download=False)
+    message = str(caught.value)
+    assert "torchvision could not read" in message and "TypeError" in message
+    assert "delete" not in message and "reinstall torch and torchvision" in message
 
 
 def test_batches_equal_what_totensor_gives_item_by_item(kmnist_dir):

@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from conftest import headless_env, run_script
+from conftest import run_script
 from modules import hardware
 from modules.console import UserError
 from modules.hardware import choose_device, choose_precision
@@ -28,9 +28,6 @@ def fake_machine(monkeypatch, accelerator=None, cuda=False, mps=False):
     ("auto", "cuda", True, False, "cuda"),
     ("auto", "mps", False, True, "mps"),
     ("auto", None, False, False, "cpu"),
-    ("cpu", "cuda", True, False, "cpu"),
-    ("cuda", "cuda", True, False, "cuda"),
-    ("mps", "mps", False, True, "mps"),
     ("cuda", None, False, False, "PyTorch sees no CUDA GPU"),
     ("cuda", "mps", False, True, "PyTorch sees no CUDA GPU"),
     ("mps", "cuda", True, False, "MPS is not available on this machine"),
@@ -87,11 +84,11 @@ def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch, tmp_path, flags, na
     assert hardware.cpu_has_native_bf16() is native
 
 
-def test_one_bf16_epoch_on_the_cpu(kmnist_dir, tmp_path):
+def test_one_bf16_epoch_on_the_cpu(kmnist_dir, tmp_path, run):
     """The bfloat16 path runs here even on a CPU whose `auto` is float32."""
-    result = run_script("train.py", "--data-dir", kmnist_dir, "--no-download", "--epochs", 1,
-                        "--device", "cpu", "--precision", "bf16", "-m", tmp_path / "m.pth",
-                        "-p", tmp_path / "p.png", env=headless_env())
+    result = run("train.py", "--data-dir", kmnist_dir, "--no-download", "--epochs", 1,
+                 "--device", "cpu", "--precision", "bf16", "-m", tmp_path / "m.pth",
+                 "-p", tmp_path / "p.png")
     assert result.returncode == 0, result.stderr
     assert "[INFO] training on cpu (bf16 mixed precision) with the tutorial recipe" \
         in result.stdout

@@ -373,69 +373,109 @@ def test_a_console_that_stops_reading_never_stops_the_page(model, tmp_path, monk
         console.stop()
 
 
-@pytest.mark.parametrize("signal_name, exit_status", [
-    ("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
-def test_a_stop_signal_while_ten_clients_read_and_save_stops_cleanly(
-        trained, tmp_path, signal_name, exit_status):
-    """Ctrl-C, `kill` and a closed terminal alike: the interpreter must not
-    end while worker threads are inside PyTorch (that aborted the process),
-    every drawing saved was answered, and nothing is saved or printed after
-    the line that says the server stopped.  With $BROWSER (SIGTERM) the page
-    is opened in it; with --no-display (SIGHUP) it is not."""
-    out, _ = trained
-    folder = tmp_path / "out"
-    opened = tmp_path / "opened"
-    browser = tmp_path / "browser"
-    browser.write_text(f"#!/bin/sh\necho \"$1\" > {opened}\n")
-    browser.chmod(stat.S_IRWXU)
-    env = headless_env()
-    env["BROWSER"] = str(browser)
-    options = ["--no-display"] if signal_name != "SIGTERM" else []
-    with started([os.path.join(ROOT, "predict.py"), "-m", out / "model.pth", "--draw",
-                  "--port", 0, "--data-dir", tmp_path, "-o", folder / "p.png", *options],
-                 env) as predict:
-        predict.stdout.readline()  # loading the model
-        address = re.search(r"(http://\S+/) ", predict.stdout.readline()).group(1)
-        port = int(address.rsplit(":", 1)[1].strip("/"))
-        if signal_name == "SIGTERM":
-            assert predict.stdout.readline() == "[INFO] opened the page in your web browser\n"
-            assert opened.read_text() == address + "\n"
-        else:
-            assert predict.stdout.readline().startswith("[INFO] from another machine over SSH")
-            assert not opened.exists()
-        (stop, answered) = (threading.Event(), [])
+def load_until(port, stop, answered):
+    """Ten clients reading and saving until ``stop`` is set or the server goes
+    away; the paths of the saves answered go to ``answered``."""
+    def client(k):
+        while not stop.is_set():
+            try:
+                (status, answer, _) = request(port, "POST", "/save" if k % 3 == 0 else "/read",
+                                              {"strokes": strokes_of_class(k), "final": True},
+                                              timeout=10)
+            except OSError:
+                return
+            if status == 200 and "saved" in answer:
+                answered.append(answer["saved"])
 
-        def client(k):
-            while not stop.is_set():
-                try:
-                    (status, answer, _) = request(port, "POST", "/save" if k % 3 == 0 else "/read",
-                                                  {"strokes": strokes_of_class(k), "final": True},
-                                                  timeout=10)
-                except OSError:
-                    return
-                if status == 200 and "saved" in answer:
-                    answered.append(answer["saved"])
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(10)]
+    for thread in threads:
+        thread.start()
+    return threads
 
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(10)]
-        for thread in threads:
-            thread.start()
-        time.sleep(1.5)
-        predict.send_signal(getattr(signal, signal_name))
-        predict.send_signal(getattr(signal, signal_name))  # an impatient second one changes nothing
-        (stdout, stderr) = predict.communicate(timeout=60)
-        stop.set()
-        for thread in threads:
-            thread.join()
-    assert predict.returncode == exit_status and stderr == ""
+
+def check_stopped_cleanly(stdout, folder, answered):
+    """The stop line last; whole lines before it; each drawing on disk printed
+    and answered, none saved after the stop."""
     assert stdout.endswith("\n\n[INFO] the drawing server stopped\n")  # and nothing after it
     lines = stdout.splitlines()[:-2]
+    lines = lines[next((i + 2 for (i, line) in enumerate(lines) if "drawing page at" in line), 0):]
     saved = [line.split()[5] for line in lines if line.startswith("[INFO] saved the drawing to ")]
     assert saved and len(lines) > len(saved)  # work was in flight when the signal came
     assert all(re.fullmatch(r"\[INFO\] (drawing: \w+  \[top 3: .*\]|saved the drawing "
                             r"to .*\))", line) for line in lines), lines  # whole lines
-    # each drawing on disk was printed and answered, none after the stop
     on_disk = sorted(str(path) for path in (folder / "drawings").iterdir())
     assert on_disk == sorted(saved) == sorted(answered)
+
+
+def test_sigterm_while_ten_clients_read_and_save_stops_a_real_process_cleanly(trained,
+                                                                               tmp_path):
+    """`kill` in a real process: the interpreter must not end while worker
+    threads are inside PyTorch (that aborted the process), and a second
+    signal changes nothing.  $BROWSER is told to open the page."""
+    out, _ = trained
+    (opened, browser) = (tmp_path / "opened", tmp_path / "browser")
+    browser.write_text(f"#!/bin/sh\necho \"$1\" > {opened}\n")
+    browser.chmod(stat.S_IRWXU)
+    env = headless_env()
+    env["BROWSER"] = str(browser)
+    with started([os.path.join(ROOT, "predict.py"), "-m", out / "model.pth", "--draw",
+                  "--port", 0, "--data-dir", tmp_path, "-o", tmp_path / "p.png"], env) as predict:
+        predict.stdout.readline()  # loading the model
+        address = re.search(r"(http://\S+/) ", predict.stdout.readline()).group(1)
+        assert predict.stdout.readline() == "[INFO] opened the page in your web browser\n"
+        assert opened.read_text() == address + "\n"
+        (stop, answered) = (threading.Event(), [])
+        threads = load_until(int(address.rsplit(":", 1)[1].strip("/")), stop, answered)
+        time.sleep(1)
+        predict.send_signal(signal.SIGTERM)
+        predict.send_signal(signal.SIGTERM)
+        (stdout, stderr) = predict.communicate(timeout=60)
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert predict.returncode == 143 and stderr == ""
+    check_stopped_cleanly(stdout, tmp_path, answered)
+
+
+@pytest.mark.parametrize("signal_name, exit_status", [("SIGINT", 130), ("SIGHUP", 129)])
+def test_ctrl_c_and_a_closed_terminal_stop_the_server_as_kill_does(
+        trained, tmp_path, monkeypatch, capsys, signal_name, exit_status):
+    """predict.main in this process, --no-display: the page is not opened
+    even where $BROWSER names a browser."""
+    import predict
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # (this process's own)
+    monkeypatch.setenv("BROWSER", "false")
+    servers = []
+    real_start = predict.start_server
+    monkeypatch.setattr(predict, "start_server", lambda *a: servers.append(real_start(*a))
+                        or servers[-1])
+    (stop, answered) = (threading.Event(), [])
+
+    def load_then_signal():
+        while not servers:
+            time.sleep(0.01)
+        threads = load_until(servers[0].effective_port, stop, answered)
+        while not answered:  # (the server runs, its handlers are in place)
+            time.sleep(0.01)
+        time.sleep(0.5)
+        for _ in range(2):
+            os.kill(os.getpid(), getattr(signal, signal_name))
+        return threads
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        loading = pool.submit(load_then_signal)
+        status = predict.main(["-m", str(trained[0] / "model.pth"), "--draw", "--no-display",
+                               "--port", "0", "--data-dir", str(tmp_path),
+                               "-o", str(tmp_path / "p.png")])
+        stop.set()
+        for thread in loading.result():
+            thread.join()
+    assert status == exit_status
+    (stdout, stderr) = capsys.readouterr()
+    assert "[INFO] from another machine over SSH" in stdout and stderr == ""
+    check_stopped_cleanly(stdout, tmp_path, answered)
+    assert signal.getsignal(getattr(signal, signal_name)) is not signal.SIG_IGN  # put back
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from modules import glyphs, reports
+from modules.data import CLASS_NAMES, HIRAGANA
 
 
 def test_labels_with_and_without_glyphs():
@@ -11,17 +12,31 @@ def test_labels_with_and_without_glyphs():
     assert glyphs.class_labels(True)[:2] == ["o \u304a", "ki \u304d"]
 
 
-def test_font_fallback_draws_romaji_and_says_how_to_get_glyphs(trained, kmnist_dir, tmp_path,
-                                                               monkeypatch):
-    # no font: the pictures are still written, with romaji only
-    monkeypatch.setattr(glyphs, "hiragana_font", lambda: None)
-    monkeypatch.setattr(reports, "hiragana_font", lambda: None)
-    out, _ = trained
-    matrix = json.loads((out / "metrics.json").read_text())["confusion_matrix"]
+@pytest.mark.parametrize("font", ["none", "found"])
+def test_the_pictures_name_the_classes_in_romaji_and_with_a_font_in_hiragana(
+        trained, tmp_path, monkeypatch, font):
+    """The confusion matrix's and the prediction grid's labels, as drawn."""
+    from matplotlib.figure import Figure
+
+    if font == "found" and glyphs.hiragana_font() is None:
+        pytest.skip("no CJK font installed here")
+    if font == "none":
+        monkeypatch.setattr(reports, "hiragana_font", lambda: None)
+    figures = []
+    real_savefig = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: figures.append(fig)
+                        or real_savefig(fig, *a, **k))
+    matrix = json.loads((trained[0] / "metrics.json").read_text())["confusion_matrix"]
     reports.save_confusion_matrix(matrix, tmp_path / "cm.png")
-    reports.save_prediction_grid([(np.zeros((28, 28)), "ki", "red")], tmp_path / "g.png", "t")
-    assert (tmp_path / "cm.png").stat().st_size > 10_000
-    assert (tmp_path / "g.png").stat().st_size > 1_000
+    labels = [f"{name} {glyph}" if font == "found" else name
+              for (name, glyph) in zip(CLASS_NAMES, HIRAGANA)]
+    (ax, _) = figures[0].axes  # the matrix and its colour bar
+    assert [t.get_text() for t in ax.get_xticklabels()] == labels
+    assert [t.get_text() for t in ax.get_yticklabels()] == labels
+    reports.save_prediction_grid([(np.zeros((28, 28)), f"true {labels[1]}", "red")],
+                                 tmp_path / "g.png", "t")
+    assert [text.get_text() for text in figures[1].axes[0].texts] == [f"true {labels[1]}"]
+    assert (tmp_path / "cm.png").exists() and (tmp_path / "g.png").exists()
 
 
 def test_the_hint_is_printed_exactly_when_no_font_is_found(trained):

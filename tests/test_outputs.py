@@ -11,7 +11,6 @@ import stat
 import pytest
 
 import train
-from kmnist_files import write_kmnist
 from modules.console import UserError
 from modules.outputs import OutputSet
 
@@ -95,14 +94,6 @@ def test_a_move_that_fails_puts_back_the_ones_already_moved(tmp_path, monkeypatc
                                  "they were")
     assert len(moves) == 2 and sorted(os.listdir(tmp_path)) == sorted(names[:-1])
     assert all((tmp_path / name).read_bytes() == b"old " + name.encode() for name in names[:-1])
-
-
-@pytest.fixture(scope="module")
-def small_kmnist(tmp_path_factory):
-    """A data set small enough that a whole train.py run takes a second."""
-    root = tmp_path_factory.mktemp("small")
-    write_kmnist(root, n_train=200, n_test=50, frame=True)
-    return root
 
 
 def train_in_place_of(trained, folder, data):

@@ -5,7 +5,6 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import headless_env, run_script
 from kmnist_files import class_patterns
 from modules.images import ImageProblem, expand_image_paths, load_character, to_kmnist_input
 
@@ -87,7 +86,7 @@ def test_folders_expand_to_their_images(tmp_path):
     assert empty == [str(tmp_path / "empty")]  # reported apart, not counted as a file
 
 
-def test_predict_on_image_files_reports_each_and_fails_for_the_bad_ones(trained, tmp_path):
+def test_predict_on_image_files_reports_each_and_fails_for_the_bad_ones(trained, tmp_path, run):
     out, _ = trained
     patterns = class_patterns(0)
     folder = tmp_path / "mine"
@@ -101,8 +100,8 @@ def test_predict_on_image_files_reports_each_and_fails_for_the_bad_ones(trained,
     cv2.imwrite(str(folder / "blank.png"), np.full((100, 100), 255, np.uint8))
     (folder / "broken.jpg").write_bytes(b"not really a jpeg")
     grid = tmp_path / "grid.png"
-    result = run_script("predict.py", "-m", out / "model.pth", "--image", folder,
-                        tmp_path / "missing.png", "-o", grid, env=headless_env())
+    result = run("predict.py", "-m", out / "model.pth", "--image", folder,
+                 tmp_path / "missing.png", "-o", grid)
     assert result.returncode == 1
     lines = {line.split(": ")[0]: line for line in result.stdout.splitlines()
              if line.startswith(str(folder))}
@@ -121,16 +120,15 @@ def test_predict_on_image_files_reports_each_and_fails_for_the_bad_ones(trained,
     assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_pipe_an_empty_file_and_an_empty_folder_are_each_reported(trained, tmp_path):
+def test_a_pipe_an_empty_file_and_an_empty_folder_are_each_reported(trained, tmp_path, run):
     out, _ = trained
     cv2.imwrite(str(tmp_path / "good.png"), 255 - glyph_canvas())
     os.mkfifo(tmp_path / "pipe.png")  # reading it would wait for a writer forever
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "nothing").mkdir()
-    result = run_script("predict.py", "-m", out / "model.pth", "--no-display", "--image",
-                        tmp_path / "pipe.png", tmp_path / "empty.png", tmp_path / "nothing",
-                        tmp_path / "good.png", "-o", tmp_path / "g.png", env=headless_env(),
-                        timeout=120)
+    result = run("predict.py", "-m", out / "model.pth", "--no-display", "--image",
+                 tmp_path / "pipe.png", tmp_path / "empty.png", tmp_path / "nothing",
+                 tmp_path / "good.png", "-o", tmp_path / "g.png")
     assert result.returncode == 1
     assert result.stdout.count("good.png: ") == 1
     assert result.stderr.splitlines() == [
@@ -141,21 +139,21 @@ def test_a_pipe_an_empty_file_and_an_empty_folder_are_each_reported(trained, tmp
         "[ERROR] 2 of 3 files could not be classified"]
 
 
-def test_an_empty_folder_alone_is_not_counted_as_a_file(trained, tmp_path):
+def test_an_empty_folder_alone_is_not_counted_as_a_file(trained, tmp_path, run):
     out, _ = trained
-    result = run_script("predict.py", "-m", out / "model.pth", "--no-display", "--image",
-                        tmp_path, "-o", tmp_path / "g.png", env=headless_env())
+    result = run("predict.py", "-m", out / "model.pth", "--no-display", "--image",
+                 tmp_path, "-o", tmp_path / "g.png")
     assert result.returncode == 1
     assert result.stderr == (f"[ERROR] {tmp_path}: the folder holds no image files (.png, .jpg, "
                              ".jpeg, .bmp, .tif, .tiff, .webp, .pbm, .pgm, .ppm)\n")
 
 
-def test_own_images_need_no_data_set(trained, tmp_path):
+def test_own_images_need_no_data_set(trained, tmp_path, run):
     out, _ = trained
     cv2.imwrite(str(tmp_path / "a.png"), 255 - glyph_canvas())
-    result = run_script("predict.py", "-m", out / "model.pth", "--image", tmp_path / "a.png",
-                        "--data-dir", tmp_path / "no-data-here", "--no-download", "--no-display",
-                        "-o", tmp_path / "g.png", env=headless_env())
+    result = run("predict.py", "-m", out / "model.pth", "--image", tmp_path / "a.png",
+                 "--data-dir", tmp_path / "no-data-here", "--no-download", "--no-display",
+                 "-o", tmp_path / "g.png")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("a.png: ") == 1
 
@@ -209,7 +207,7 @@ def peak_memory_of_loading(path):
 
 
 def test_a_huge_page_is_refused_from_its_header_and_the_others_still_classified(trained,
-                                                                                  tmp_path):
+                                                                                  tmp_path, run):
     out, _ = trained
     huge = tmp_path / "scan.png"
     write_page_png(huge, 20000, 20000, (6000, 6000, 4000))  # 400 megapixels, 1.8 MB
@@ -218,9 +216,8 @@ def test_a_huge_page_is_refused_from_its_header_and_the_others_still_classified(
                        "100 megapixels: shrink it first (a character needs a few hundred pixels)")
     assert megabytes < 1024  # it used to take 7.4 GB: the pixels are never decoded
     cv2.imwrite(str(tmp_path / "ok.png"), 255 - glyph_canvas())
-    result = run_script("predict.py", "-m", out / "model.pth", "--image", huge,
-                        tmp_path / "ok.png", "--no-display", "-o", tmp_path / "g.png",
-                        env=headless_env())
+    result = run("predict.py", "-m", out / "model.pth", "--image", huge,
+                 tmp_path / "ok.png", "--no-display", "-o", tmp_path / "g.png")
     assert result.returncode == 1
     assert f"[ERROR] {huge}: the image is 20000x20000 pixels (400 megapixels)" in result.stderr
     assert result.stdout.count("ok.png: ") == 1 and "Traceback" not in result.stderr
@@ -283,16 +280,15 @@ def test_pictures_are_read_upright_as_their_exif_orientation_says(tmp_path, suff
     assert np.abs(load_character(plain) - expected).mean() > 0.05
 
 
-def test_predict_saves_the_upright_input(trained, tmp_path):
+def test_predict_saves_the_upright_input(trained, tmp_path, run):
     out, _ = trained
     paper = 255 - glyph_canvas(240)[:, 20:200]
     cv2.imwrite(str(tmp_path / "upright.png"), paper)
     save_turned(str(tmp_path / "phone.jpg"), paper, 6, quality=95)
     outputs = []
     for name in ("upright.png", "phone.jpg"):
-        result = run_script("predict.py", "-m", out / "model.pth", "--image", tmp_path / name,
-                            "--no-display", "-o", tmp_path / f"{name}.grid.png",
-                            env=headless_env())
+        result = run("predict.py", "-m", out / "model.pth", "--image", tmp_path / name,
+                     "--no-display", "-o", tmp_path / f"{name}.grid.png")
         assert result.returncode == 0, result.stderr
         outputs.append(result.stdout.split(": ", 1)[1].split("  [")[0])
     assert outputs[0] == outputs[1]  # the same top class for the photo and the upright page

@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 
-from conftest import ROOT, headless_env, run_script
+from conftest import ROOT
 
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
              "t10k-labels-idx1-ubyte")
@@ -46,17 +46,15 @@ def data_dir(tmp_path_factory):
     return copy
 
 
-def test_one_epoch_of_the_tutorial_recipe_on_the_real_data(data_dir, tmp_path):
-    result = run_script("train.py", "--data-dir", data_dir, "--no-download", "--epochs", 1,
-                        "--device", "cpu", "-m", tmp_path / "model.pth",
-                        "-p", tmp_path / "plot.png", env=headless_env())
+def test_one_epoch_of_the_tutorial_recipe_on_the_real_data(data_dir, tmp_path, run):
+    result = run("train.py", "--data-dir", data_dir, "--no-download", "--epochs", 1,
+                 "--device", "cpu", "-m", tmp_path / "model.pth", "-p", tmp_path / "plot.png")
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert sum(sum(row) for row in metrics["confusion_matrix"]) == 10_000
     assert metrics["test_accuracy"] >= MIN_ONE_EPOCH_ACCURACY, metrics["test_accuracy"]
 
-    predicted = run_script("predict.py", "-m", tmp_path / "model.pth", "--data-dir", data_dir,
-                           "--no-download", "--no-display", "-o", tmp_path / "grid.png",
-                           env=headless_env())
+    predicted = run("predict.py", "-m", tmp_path / "model.pth", "--data-dir", data_dir,
+                    "--no-download", "--no-display", "-o", tmp_path / "grid.png")
     assert predicted.returncode == 0, predicted.stderr
     assert predicted.stdout.count("[INFO] ground truth label:") == 10

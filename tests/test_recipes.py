@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from conftest import ROOT, headless_env, run_script
+from conftest import ROOT
 from modules.recipes import random_affine
 from modules.checkpoint import build_model, load_checkpoint
 from modules.lenet import LeNet
@@ -17,13 +17,12 @@ from modules.recipes import RECIPES
     ("improved", torch.optim.AdamW, 4e-3, 0.05, torch.nn.CrossEntropyLoss, 0.1),
     ("fast", torch.optim.AdamW, 1.6e-2, 0.05, torch.nn.CrossEntropyLoss, 0.1),
 ])
-def test_train_builds_each_recipes_optimizer_and_loss(kmnist_dir, tmp_path, monkeypatch,
-                                                      capsys, recipe, optimizer, lr,
+def test_train_builds_each_recipes_optimizer_and_loss(small_kmnist, tmp_path, monkeypatch, run,
+                                                      recipe, optimizer, lr,
                                                       weight_decay, loss, smoothing):
     """What train.py builds where the tutorial builds its Adam and NLLLoss,
     caught as it is built: the tutorial's, or AdamW and label smoothing."""
     import train
-    from modules.console import run_main
 
     built = []
 
@@ -37,11 +36,10 @@ def test_train_builds_each_recipes_optimizer_and_loss(kmnist_dir, tmp_path, monk
         monkeypatch.setattr(train, name, spy(getattr(torch.optim, name)))
     for name in ("NLLLoss", "CrossEntropyLoss"):
         monkeypatch.setattr(torch.nn, name, spy(getattr(torch.nn, name)))
-    with pytest.raises(SystemExit) as done:
-        run_main(train.main, ["--recipe", recipe, "--epochs", "1", "--data-dir",
-                              str(kmnist_dir), "--no-download", "--device", "cpu",
-                              "-m", str(tmp_path / "m.pth"), "-p", str(tmp_path / "p.png")])
-    assert done.value.code == 0, capsys.readouterr().err
+    (code, _, err) = run("train.py", "--recipe", recipe, "--epochs", 1, "--data-dir", small_kmnist,
+                         "--no-download", "--device", "cpu", "-m", tmp_path / "m.pth",
+                         "-p", tmp_path / "p.png")
+    assert code == 0, err
     (opt, lossFn) = built
     assert type(opt) is optimizer and opt.defaults["lr"] == lr
     assert opt.defaults["weight_decay"] == weight_decay
@@ -95,11 +93,10 @@ def test_affine_distorts_each_image_differently_and_repeatably():
     ("fast", [], (1500, 500), 0.4),
 ])
 def test_improved_and_fast_recipes_run_end_to_end(kmnist_dir, tmp_path, name, epochs, split,
-                                                  floor):
-    result = run_script("train.py", "--recipe", name, *epochs, "--data-dir",
-                        kmnist_dir, "--no-download", "--device", "cpu",
-                        "-m", tmp_path / "model.pth", "-p", tmp_path / "plot.png",
-                        env=headless_env())
+                                                  floor, run):
+    result = run("train.py", "--recipe", name, *epochs, "--data-dir",
+                 kmnist_dir, "--no-download", "--device", "cpu",
+                 "-m", tmp_path / "model.pth", "-p", tmp_path / "plot.png")
     assert result.returncode == 0, result.stderr
     recipe = RECIPES[name]
     assert (f"with the {name} recipe (2 epochs, batch {recipe.batch_size}, "

@@ -9,19 +9,8 @@ import pytest
 import torch
 
 import train
-from conftest import run_script
 from modules.checkpoint import build_model, load_checkpoint
 from modules.data import CLASS_NAMES
-
-
-def run_train(argv, capsys):
-    """train.py's entry point in-process: (exit code, stdout, stderr)."""
-    from modules.console import run_main
-
-    with pytest.raises(SystemExit) as caught:
-        run_main(train.main, [str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return caught.value.code, out, err
 
 
 def test_end_to_end_writes_a_loadable_model_plot_and_metrics(trained):
@@ -83,7 +72,7 @@ def test_loss_history_is_plain_per_sample_numbers(trained):
 
 
 def test_train_loss_is_plain_nll_also_where_the_recipe_smooths_labels(kmnist_dir, tmp_path,
-                                                                      capsys, monkeypatch):
+        monkeypatch, run):
     """With label smoothing 0.1 over ten classes the training objective cannot
     fall below 0.50 (the entropy of the smoothed target), while the plain NLL
     of a model that fits the data does: the history must hold the NLL, as for
@@ -92,9 +81,9 @@ def test_train_loss_is_plain_nll_also_where_the_recipe_smooths_labels(kmnist_dir
 
     smoothing = replace(train.RECIPES["tutorial"], label_smoothing=0.1)
     monkeypatch.setitem(train.RECIPES, "tutorial", smoothing)
-    code, out, err = run_train(["--data-dir", kmnist_dir, "--epochs", 3, "--no-download",
-                                "--device", "cpu", "-m", tmp_path / "m.pth",
-                                "-p", tmp_path / "p.png"], capsys)
+    code, out, err = run("train.py", "--data-dir", kmnist_dir, "--epochs", 3, "--no-download",
+                         "--device", "cpu", "-m", tmp_path / "m.pth",
+                         "-p", tmp_path / "p.png")
     assert code == 0, err
     history = json.loads((tmp_path / "metrics.json").read_text())["history"]
     assert history["val_loss"][-1] < 0.3  # the model fits: its plain NLL is low
@@ -125,16 +114,15 @@ def test_one_epoch_plot_shows_its_points_at_an_integer_epoch(kmnist_dir, tmp_pat
     assert coloured.sum() > 40
 
 
-def test_same_seed_gives_the_same_weights(kmnist_dir, tmp_path, capsys):
+def test_same_seed_gives_the_same_weights(small_kmnist, tmp_path, run):
     weights = []
-    for run in ("a", "b", "c"):
-        seed = 7 if run != "c" else 8
-        code, _, err = run_train(["--data-dir", kmnist_dir, "--epochs", 1, "--no-download",
-                                  "--device", "cpu", "--seed", seed,
-                                  "-m", tmp_path / run / "m.pth", "-p", tmp_path / run / "p.png"],
-                                 capsys)
+    for name in ("a", "b", "c"):
+        seed = 7 if name != "c" else 8
+        code, _, err = run("train.py", "--data-dir", small_kmnist, "--epochs", 1, "--no-download",
+                           "--device", "cpu", "--seed", seed,
+                           "-m", tmp_path / name / "m.pth", "-p", tmp_path / name / "p.png")
         assert code == 0, err
-        weights.append(load_checkpoint(tmp_path / run / "m.pth")["state_dict"])
+        weights.append(load_checkpoint(tmp_path / name / "m.pth")["state_dict"])
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
 
@@ -153,15 +141,15 @@ def test_same_seed_gives_the_same_weights(kmnist_dir, tmp_path, capsys):
     (["--val-split", "nan"], "argument --val-split: must be between 0 and 1"),
     (["--val-split", "a"], "argument --val-split: 'a' is not a number"),
 ])
-def test_bad_option_values(argv, message, capsys):
-    code, _, err = run_train(argv, capsys)
+def test_bad_option_values(argv, message, run):
+    code, _, err = run("train.py", *argv)
     assert code == 2 and message in err
 
 
-def test_val_split_decides_how_many_images_train_and_validate(kmnist_dir, tmp_path, capsys):
-    code, out, err = run_train(["--data-dir", kmnist_dir, "--epochs", 1, "--no-download",
-                                "--val-split", 0.1, "-m", tmp_path / "m.pth",
-                                "-p", tmp_path / "p.png"], capsys)
+def test_val_split_decides_how_many_images_train_and_validate(kmnist_dir, tmp_path, run):
+    code, out, err = run("train.py", "--data-dir", kmnist_dir, "--epochs", 1, "--no-download",
+                         "--val-split", 0.1, "-m", tmp_path / "m.pth",
+                         "-p", tmp_path / "p.png")
     assert code == 0, err
     assert "90%/10% train/val split" in out
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -169,37 +157,35 @@ def test_val_split_decides_how_many_images_train_and_validate(kmnist_dir, tmp_pa
     assert metrics["options"]["val_split"] == 0.1
 
 
-def test_val_split_that_leaves_no_images_is_refused_before_training(kmnist_dir, tmp_path,
-                                                                   capsys):
-    code, out, err = run_train(["--data-dir", kmnist_dir, "--no-download", "--val-split",
-                                0.0001, "-m", tmp_path / "m.pth"], capsys)
+def test_val_split_that_leaves_no_images_is_refused_before_training(kmnist_dir, tmp_path, run):
+    code, out, err = run("train.py", "--data-dir", kmnist_dir, "--no-download", "--val-split",
+                         0.0001, "-m", tmp_path / "m.pth")
     assert code == 1 and "--val-split" in err and "leaves no image on one side" in err
     assert "training the network" not in out and not (tmp_path / "m.pth").exists()
 
 
-def test_unavailable_device_is_a_clear_error(kmnist_dir, tmp_path, capsys):
+def test_unavailable_device_is_a_clear_error(kmnist_dir, tmp_path, run):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    code, _, err = run_train(["--device", "cuda", "--data-dir", kmnist_dir, "-m",
-                              tmp_path / "m.pth"], capsys)
+    code, _, err = run("train.py", "--device", "cuda", "--data-dir", kmnist_dir, "-m",
+                       tmp_path / "m.pth")
     assert code == 1 and "[ERROR] --device cuda was asked for" in err
     assert "Traceback" not in err
 
 
-def test_missing_data_fails_cleanly_and_keeps_the_earlier_model(trained, tmp_path, capsys):
+def test_missing_data_fails_cleanly_and_keeps_the_earlier_model(trained, tmp_path, run):
     out, _ = trained
     model = tmp_path / "model.pth"
     model.write_bytes((out / "model.pth").read_bytes())
     before = model.read_bytes()
-    code, _, err = run_train(["--data-dir", tmp_path / "empty", "--no-download",
-                              "-m", model, "-p", tmp_path / "plot.png"], capsys)
-    assert code == 1 and len(err.splitlines()) == 1
-    assert str(tmp_path / "empty" / "KMNIST" / "raw") in err and "--no-download" in err
+    code, _, err = run("train.py", "--data-dir", tmp_path / "empty", "--no-download",
+                       "-m", model, "-p", tmp_path / "plot.png")
+    assert code == 1 and len(err.splitlines()) == 1  # (the message: tests/test_data.py)
     assert model.read_bytes() == before
 
 
-def test_interrupted_training_keeps_the_earlier_model(kmnist_dir, trained, tmp_path, capsys,
-                                                      monkeypatch):
+def test_interrupted_training_keeps_the_earlier_model(kmnist_dir, trained, tmp_path,
+        monkeypatch, run):
     out, _ = trained
     model = tmp_path / "model.pth"
     model.write_bytes((out / "model.pth").read_bytes())
@@ -209,27 +195,25 @@ def test_interrupted_training_keeps_the_earlier_model(kmnist_dir, trained, tmp_p
         raise KeyboardInterrupt
 
     monkeypatch.setattr(train, "progress", interrupted)  # Ctrl-C in the first epoch
-    code, _, err = run_train(["--data-dir", kmnist_dir, "--no-download", "-m", model,
-                              "-p", tmp_path / "plot.png"], capsys)
+    code, _, err = run("train.py", "--data-dir", kmnist_dir, "--no-download", "-m", model,
+                       "-p", tmp_path / "plot.png")
     assert code == 130 and "interrupted" in err
     assert model.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["model.pth"]
 
 
-def test_output_path_that_cannot_be_written_is_refused_before_training(kmnist_dir, tmp_path,
-                                                                       capsys):
+def test_output_path_that_cannot_be_written_is_refused_before_training(kmnist_dir, tmp_path, run):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, out, err = run_train(["--data-dir", kmnist_dir, "-m", blocker / "sub" / "m.pth"],
-                               capsys)
+    code, out, err = run("train.py", "--data-dir", kmnist_dir, "-m", blocker / "sub" / "m.pth")
     assert code == 1 and "is a file" in err
     assert "training the network" not in out
-    code, _, err = run_train(["--data-dir", kmnist_dir, "-m", tmp_path], capsys)
+    code, _, err = run("train.py", "--data-dir", kmnist_dir, "-m", tmp_path)
     assert code == 1 and "is a folder" in err
 
 
-def test_help_shows_the_tutorial_defaults():
-    result = run_script("train.py", "--help")
+def test_help_shows_the_tutorial_defaults(run):
+    result = run("train.py", "--help")
     text = " ".join(result.stdout.split())
     assert result.returncode == 0
     for expected in ("(default: output/model.pth)", "(default: output/plot.png)",
