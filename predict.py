@@ -22,10 +22,10 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from modules.canvas import DrawingFolder, reference_images
-from modules.checkpoint import build_model, load_checkpoint
+from modules.checkpoint import build_model, describe_model, load_checkpoint
 from modules.classify import class_probabilities, describe_top, top_classes
-from modules.console import (HelpFormatter, UserError, port_number, positive_int, run_main,
-                             seed_value)
+from modules.console import (ArgumentParser, HelpFormatter, UserError, entry_point, in_notebook,
+                             port_number, positive_int, run_main, seed_value, show_inline)
 from modules.data import CLASS_NAMES, KMNISTTensors, load_kmnist
 from modules.display import annotate, display_problem, show_one_by_one
 from modules.draw_server import (Console, DrawingApp, is_loopback, page_address,
@@ -43,10 +43,10 @@ MAX_SHOWN = 50
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(
-        description="Classify random KMNIST test images, or your own image files, "
-                    "with a model trained by train.py.",
-        formatter_class=HelpFormatter)
+    ap = ArgumentParser(
+        prog="predict.py", formatter_class=HelpFormatter,
+        description="Classify random KMNIST test images, or your own image files, with a "
+                    "model trained by train.py.")
     ap.add_argument("-m", "--model", default=os.path.join("output", "model.pth"),
                     help="path to the trained model")
     ap.add_argument("--data-dir", default="data",
@@ -206,6 +206,7 @@ def open_in_browser(address):
     return browser.open(address)
 
 
+@entry_point
 def main(argv=()):
     args = parse_args(argv)
     check_writable(args.output, "--output")
@@ -215,6 +216,7 @@ def main(argv=()):
     print("[INFO] loading the model...")
     checkpoint = load_checkpoint(args.model)
     model = build_model(checkpoint, args.model).to(device)
+    print(f"[INFO] {args.model}: {describe_model(checkpoint)}")
 
     if args.draw:
         return draw_and_classify(args, model, device)
@@ -224,11 +226,12 @@ def main(argv=()):
     captions = class_labels(with_glyphs=glyphs)
     if args.image:
         (panels, pictures, total, status) = classify_own_images(args, model, device, captions)
-        title = "LeNet on your images (top class, probability)"
+        (title, score) = ("LeNet on your images (top class, probability)", None)
     else:
         (panels, pictures, right) = classify_test_images(args, model, device, captions)
         (total, status) = (args.num, 0)
         title = f"LeNet on {total:,} random KMNIST test images: {right:,} right"
+        score = f"[INFO] {right:,} of {total:,} test images classified right ({right / total:.1%})"
     if not panels:
         return status
     # past MAX_SHOWN images, the pictures show the first ones and say so
@@ -244,16 +247,17 @@ def main(argv=()):
     if not glyphs:
         print(GLYPH_HINT)
 
-    # and show them one by one where a window can open
-    if args.no_display:
-        return status
-    problem = display_problem()
+    # and show them one by one where a window can open (in a notebook, below the cell)
+    show_inline(args.output)
+    problem = None if args.no_display or in_notebook() else display_problem()
     if problem:
         print(f"[INFO] no display to show the images on ({problem}); "
               f"see {args.output} instead")
-        return status
-    print(f"[INFO] showing {shown} images: press any key for the next, q or Esc to quit")
-    show_one_by_one(pictures)
+    elif not (args.no_display or in_notebook()):
+        print(f"[INFO] showing {shown} images: press any key for the next, q or Esc to quit")
+        show_one_by_one(pictures)
+    if score:  # last, after however many lines
+        print(score)
     return status
 
 

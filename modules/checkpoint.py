@@ -6,7 +6,6 @@ accepts, so loading a model file never runs code hidden in it.
 """
 
 import os
-import pickle
 import platform
 
 import torch
@@ -40,11 +39,13 @@ def versions():
             "python": platform.python_version()}
 
 
-def save_checkpoint(path, model, metadata):
-    """Write ``model``'s weights (plain CPU tensors, loadable anywhere) and ``metadata``."""
+def save_checkpoint(path, model, **metadata):
+    """Write ``model``'s weights (plain CPU tensors, loadable anywhere), what
+    the model is, the library versions and ``metadata`` (options, accuracy)."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     checkpoint = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
-                  "state_dict": state, **metadata}
+                  "state_dict": state, **model_metadata(model), **metadata,
+                  "versions": versions()}
     with open(path, "wb") as f:
         torch.save(checkpoint, f)
         f.flush()
@@ -59,15 +60,23 @@ def load_checkpoint(path):
         raise UserError(f"{path} is not a regular file; {RETRAIN}")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # (its advice, to load the file unsafely, is not ours)
+    except Exception:  # noqa: BLE001 - a picture, notes, a truncated archive, a pickled model:
+        # (torch's advice, to load the file unsafely, is not ours)
         raise UserError(f"{path} is not a model file that train.py wrote, or it is damaged; "
                         f"{RETRAIN}") from None
-    except Exception as error:  # noqa: BLE001 - a truncated archive, a newer format...
-        raise UserError(f"could not read {path} ({one_line(error)}); {RETRAIN}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT \
             or checkpoint.get("format_version") != CHECKPOINT_VERSION:
         raise UserError(f"{path} is not a checkpoint of this version of train.py; {RETRAIN}")
     return checkpoint
+
+
+def describe_model(checkpoint):
+    """What predict.py says of a model: its recipe, epochs, seed and test accuracy."""
+    options = checkpoint.get("options", {})
+    accuracy = checkpoint.get("test_accuracy")
+    return (f"LeNet trained with the {options.get('recipe', '?')} recipe ({options.get('epochs')} "
+            f"epochs, seed {options.get('seed')}), test accuracy "
+            + (f"{accuracy:.2%}" if isinstance(accuracy, float) else "unknown"))
 
 
 def build_model(checkpoint, path):

@@ -4,12 +4,16 @@ user can cause (a ``UserError``) into one line on stderr and a non-zero exit.
 """
 
 import argparse
+import functools
 import math
 import os
 import signal
 import sys
 
 from tqdm import tqdm
+
+
+INTERRUPTED = "interrupted; earlier output files were left as they were"
 
 
 class UserError(Exception):
@@ -51,9 +55,52 @@ positive_float = number(float, lambda v: 0 < v < math.inf, "a positive number")
 fraction = number(float, lambda v: 0 < v < 1, "between 0 and 1 (exclusive)")
 
 
+def in_notebook():
+    """True inside a Jupyter kernel."""
+    shell = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def show_inline(path):
+    """In a notebook, show the picture at ``path`` below the cell (a script writes it only)."""
+    if in_notebook():
+        from IPython.display import Image, display
+
+        display(Image(filename=path))
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's, whose usage errors in a notebook are one line (a UserError)."""
+
+    def error(self, message):
+        if in_notebook():
+            raise UserError(f"{self.prog}: {message}")
+        super().error(message)
+
+
+def entry_point(main):
+    """``main(argv)`` for scripts and notebooks alike: in a Jupyter kernel an
+    error the user can cause or Ctrl-C is one line on stderr, and nothing is
+    returned to show below the cell; elsewhere ``main`` as it is (run_main)."""
+    @functools.wraps(main)
+    def call(argv=()):
+        if not in_notebook():
+            return main(argv)
+        try:
+            main(argv)
+        except UserError as error:
+            print(f"[ERROR] {error}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print(f"[ERROR] {INTERRUPTED}", file=sys.stderr)
+        except SystemExit:  # --help
+            pass
+    return call
+
+
 def progress(iterable, description):
-    """A per-batch progress bar, shown only on a terminal so logs stay clean."""
-    if not sys.stderr.isatty():
+    """A per-batch progress bar, shown only on a terminal or in a notebook so
+    logs stay clean."""
+    if not (sys.stderr.isatty() or in_notebook()):
         return iterable
     return tqdm(iterable, desc=description, total=len(iterable), leave=False, unit="batch",
                 dynamic_ncols=True)
@@ -76,8 +123,7 @@ def run_main(main, argv):
         print(f"[ERROR] {error}", file=sys.stderr)
         status = 1
     except KeyboardInterrupt:
-        print("\n[ERROR] interrupted; earlier output files were left as they were",
-              file=sys.stderr)
+        print(f"\n[ERROR] {INTERRUPTED}", file=sys.stderr)
         status = 130
     # the program ends: a late Ctrl-C would only interrupt the libraries' clean-up
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -8,6 +8,7 @@ to a DataLoader a whole batch per indexing operation, not image by image.
 """
 
 import contextlib
+from importlib import metadata
 import math
 import os
 import struct
@@ -85,7 +86,13 @@ def _idx_problem(path):
 def load_kmnist(data_dir, train, download=True, sources=SOURCES):
     """torchvision's KMNIST training or test split from ``data_dir``, the
     files downloaded first where missing (unless ``download`` is False)."""
-    from torchvision import datasets  # only here: 1.5 s to import, not needed for --image
+    try:
+        from torchvision import datasets  # only here: 1.5 s to import, not needed for --image
+    except Exception as error:  # noqa: BLE001 - "operator torchvision::nms does not exist"...
+        raise UserError(f"torchvision {metadata.version('torchvision')} cannot be used with "
+                        f"torch {torch.__version__} ({one_line(error)}); install a matching "
+                        "pair: pip install --force-reinstall torch torchvision (see README.md, "
+                        "Quick start)") from None
 
     folder = os.path.join(data_dir, "KMNIST", "raw")
     created = [path for path in (data_dir, os.path.dirname(folder), folder)

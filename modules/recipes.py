@@ -40,14 +40,14 @@ def random_affine(images, generator=None, degrees=8.0, scale=0.08, shear=0.15, t
 
 @dataclass(frozen=True)
 class Recipe:
-    """How LeNet is trained: a short list of named choices.  None for epochs,
-    batch size, lr or split means the tutorial's, as train.py writes them."""
+    """How LeNet is trained: a short list of named choices; the tutorial's
+    hyperparameters unless a recipe says otherwise."""
     name: str
     description: str
-    epochs: int = None
-    batch_size: int = None
-    lr: float = None  # Adam's constant rate, or the peak of the one-cycle schedule
-    val_split: float = None  # the share of the 60,000 training images held out
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3  # Adam's constant rate, or the peak of the one-cycle schedule
+    val_split: float = 0.25  # the share of the 60,000 training images held out
     augment: bool = False  # random_affine on every training batch
     weight_decay: float = 0.0  # AdamW's decoupled weight decay; 0 means plain Adam
     one_cycle: bool = False  # warm up to lr, then anneal to almost zero
@@ -81,6 +81,6 @@ RECIPES["best"] = replace(RECIPES["improved"], name="best", epochs=60,
 # makes up for the fewer steps; the tutorial's split, so its validation
 # accuracy compares with the tutorial's (docs/recipes.md)
 RECIPES["fast"] = replace(
-    RECIPES["improved"], name="fast", epochs=2, lr=1.6e-2, val_split=None,
+    RECIPES["improved"], name="fast", epochs=2, lr=1.6e-2, val_split=0.25,
     description="the improved recipe, short: 4 times its peak learning rate, the "
                 "tutorial's 75/25 split (2 epochs, batch 256, lr 0.016)")

@@ -166,11 +166,12 @@ def print_confused_pairs(matrix, count=3):
               f"{matrix[j, i]} {CLASS_NAMES[j]} as {CLASS_NAMES[i]})")
 
 
-def save_reports(outputs, model, model_path, images, targets, log_probs, **run):
+def save_reports(outputs, model, model_path, test_data, log_probs, run):
     """Write the four reports beside ``model_path`` through ``outputs`` (an
-    OutputSet): ``images`` are the N x 28 x 28 uint8 test images, ``targets``
-    their labels, ``log_probs`` the model's N x 10 answers; metrics.json gets
-    ``run`` (history, options, sample counts, times, device, test accuracy) and the test loss."""
+    OutputSet): ``test_data`` is torchvision's KMNIST test split, ``log_probs``
+    the model's N x 10 answers; metrics.json gets ``run`` (history, options,
+    sample counts, times, device, test accuracy) and the test loss."""
+    (images, targets) = (test_data.data, test_data.targets)
     paths = report_paths(model_path)
     (labels, probs) = (targets.numpy(), np.exp(log_probs.double().numpy()))
     matrix = confusion_matrix(labels, probs.argmax(1), labels=range(len(CLASS_NAMES)))

@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from modules.checkpoint import build_model, load_checkpoint, model_metadata, save_checkpoint
+from modules.checkpoint import build_model, load_checkpoint, save_checkpoint
 from modules.console import UserError
 from modules.lenet import LeNet
 
@@ -17,7 +17,7 @@ FIX = "python train.py"
 def saved(tmp_path, model=None, **changes):
     path = tmp_path / "model.pth"
     model = model or LeNet(1, 10)
-    save_checkpoint(path, model, {**model_metadata(model), "options": {"epochs": 1}, **changes})
+    save_checkpoint(path, model, **{"options": {"epochs": 1}, **changes})
     return path
 
 

@@ -170,3 +170,17 @@ def test_a_loader_over_a_random_split_serves_every_image_once_in_whole_batches(k
     assert [x.shape[0] for x, y in loader] == [64] * 23 + [28] and len(loader) == 24
     seen = torch.cat([y for _, y in loader])
     assert torch.equal(seen.sort().values, dataset.targets[train.indices].sort().values)
+
+
+def test_a_torchvision_that_does_not_load_with_this_torch_is_one_line(kmnist_dir, monkeypatch):
+    """pip can put a torchvision built for another torch beside it; importing
+    it then fails (operator torchvision::nms does not exist): one line names
+    both versions and how to install a matching pair."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # its import fails, as then
+    with pytest.raises(UserError) as caught:
+        load_kmnist(kmnist_dir, train=False, download=False)
+    message = str(caught.value)
+    assert message.startswith("torchvision ") and f"torch {torch.__version__}" in message
+    assert "pip install --force-reinstall torch torchvision" in message

@@ -421,6 +421,7 @@ def test_sigterm_while_ten_clients_read_and_save_stops_a_real_process_cleanly(tr
     with started([os.path.join(ROOT, "predict.py"), "-m", out / "model.pth", "--draw",
                   "--port", 0, "--data-dir", tmp_path, "-o", tmp_path / "p.png"], env) as predict:
         predict.stdout.readline()  # loading the model
+        predict.stdout.readline()  # which model
         address = re.search(r"(http://\S+/) ", predict.stdout.readline()).group(1)
         assert predict.stdout.readline() == "[INFO] opened the page in your web browser\n"
         assert opened.read_text() == address + "\n"

@@ -290,7 +290,8 @@ def test_predict_saves_the_upright_input(trained, tmp_path, run):
         result = run("predict.py", "-m", out / "model.pth", "--image", tmp_path / name,
                      "--no-display", "-o", tmp_path / f"{name}.grid.png")
         assert result.returncode == 0, result.stderr
-        outputs.append(result.stdout.split(": ", 1)[1].split("  [")[0])
+        line = next(line for line in result.stdout.splitlines() if line.startswith(str(tmp_path)))
+        outputs.append(line.split(": ", 1)[1].split("  [")[0])
     assert outputs[0] == outputs[1]  # the same top class for the photo and the upright page
 
 

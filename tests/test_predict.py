@@ -1,4 +1,5 @@
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,6 +28,12 @@ def test_headless_predict_prints_saves_the_grid_and_exits_0(trained, kmnist_dir,
     assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "no display" in result.stdout and "neither DISPLAY nor WAYLAND_DISPLAY" in result.stdout
     assert "Traceback" not in result.stderr
+    # which model, and the score as the last line
+    assert re.search(rf"^\[INFO\] {re.escape(str(out / 'model.pth'))}: LeNet trained with the "
+                     r"tutorial recipe \(2 epochs, seed 42\), test accuracy \d+\.\d\d%$",
+                     result.stdout, re.MULTILINE)
+    assert result.stdout.splitlines()[-1] == \
+        f"[INFO] {right} of 10 test images classified right ({right / 10:.1%})"
 
 
 def test_same_seed_picks_the_same_images_and_num_is_honoured(trained, kmnist_dir, tmp_path, run):
@@ -112,7 +119,12 @@ def whole_pickled_model(tmp_path):
     return tmp_path / "model.pth"
 
 
-@pytest.mark.parametrize("model", [lambda tmp: os.path.join(ROOT, "README.md"),
+def notes(tmp_path):
+    (tmp_path / "notes.txt").write_text("e\n" * 101)  # (torch.load once said KeyError: 101)
+    return tmp_path / "notes.txt"
+
+
+@pytest.mark.parametrize("model", [lambda tmp: os.path.join(ROOT, "README.md"), notes,
                                    lambda tmp: os.path.join(ROOT, "docs", "plot.png"),
                                    whole_pickled_model])
 def test_a_file_that_is_not_a_model_is_one_line_with_the_fix(kmnist_dir, tmp_path, model, run):
@@ -120,7 +132,8 @@ def test_a_file_that_is_not_a_model_is_one_line_with_the_fix(kmnist_dir, tmp_pat
     result = run("predict.py", "-m", model, "--data-dir", kmnist_dir, "--no-display",
                  "-o", tmp_path / "p.png")
     assert result.returncode == 1
-    assert result.stderr.startswith(f"[ERROR] {model} ") and "python train.py" in result.stderr
+    assert result.stderr.startswith(f"[ERROR] {model} is not a model file that train.py wrote")
+    assert "python train.py" in result.stderr
     assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "p.png").exists()
 
 

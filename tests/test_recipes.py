@@ -1,6 +1,5 @@
 import json
 import os
-import re
 
 import pytest
 import torch
@@ -40,7 +39,9 @@ def test_train_builds_each_recipes_optimizer_and_loss(small_kmnist, tmp_path, mo
                          "--no-download", "--device", "cpu", "-m", tmp_path / "m.pth",
                          "-p", tmp_path / "p.png")
     assert code == 0, err
-    (opt, lossFn) = built
+    # the last of each built is the one trained with (a recipe replaces the tutorial's)
+    opt = [b for b in built if isinstance(b, torch.optim.Optimizer)][-1]
+    lossFn = [b for b in built if isinstance(b, torch.nn.Module)][-1]
     assert type(opt) is optimizer and opt.defaults["lr"] == lr
     assert opt.defaults["weight_decay"] == weight_decay
     assert opt.defaults["betas"] == (0.9, 0.999)  # Adam's defaults, as the tutorial's
@@ -126,14 +127,14 @@ def table_rows(page, min_cells):
 
 
 def defaults(recipe):
-    """(epochs, batch size, lr, validation share): the recipe's, or where it
-    has none the tutorial's, as train.py writes them."""
-    source = open(os.path.join(ROOT, "train.py")).read()
-    tutorial = [float(re.search(rf"\n    {name} = ([0-9.e-]+)\n", source).group(1))
-                for name in ("EPOCHS", "BATCH_SIZE", "INIT_LR", "TRAIN_SPLIT")]
-    tutorial[3] = 1 - tutorial[3]
-    return tuple(value if value is not None else default for (value, default) in zip(
-        (recipe.epochs, recipe.batch_size, recipe.lr, recipe.val_split), tutorial))
+    """(epochs, batch size, lr, validation share)."""
+    return (recipe.epochs, recipe.batch_size, recipe.lr, recipe.val_split)
+
+
+def test_the_tutorial_recipe_is_the_tutorials():
+    assert defaults(RECIPES["tutorial"]) == (10, 64, 1e-3, 0.25)  # the tutorial's values
+    assert not (RECIPES["tutorial"].augment or RECIPES["tutorial"].one_cycle)
+    assert (RECIPES["tutorial"].weight_decay, RECIPES["tutorial"].label_smoothing) == (0, 0)
 
 
 def test_recipe_defaults_are_what_docs_recipes_says():

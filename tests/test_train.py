@@ -216,7 +216,8 @@ def test_help_shows_the_tutorial_defaults(run):
     result = run("train.py", "--help")
     text = " ".join(result.stdout.split())
     assert result.returncode == 0
-    for expected in ("(default: output/model.pth)", "(default: output/plot.png)",
+    for expected in ("(default: output/model.pth; output/RECIPE/model.pth for another "
+                     "--recipe)", "(default: plot.png beside the model)",
                      "(default: data)", "(default: 42)", "(default: auto)",
                      "10 epochs, batch 64, lr 0.001", "0.25 for tutorial"):
         assert expected in text, expected
@@ -255,5 +256,23 @@ def test_main_from_a_notebook_reads_only_the_arguments_it_is_given(monkeypatch):
     import predict
 
     monkeypatch.setattr("sys.argv", ["ipykernel_launcher.py", "-f", "kernel.json"])
-    assert train.parse_args(()).epochs is None and train.parse_args(["--epochs", "2"]).epochs == 2
+    assert train.parse_args(()).epochs == 10 and train.parse_args(["--epochs", "2"]).epochs == 2
     assert predict.parse_args(()).num == 10
+
+
+def test_each_recipe_but_the_tutorials_writes_to_a_folder_of_its_own(small_kmnist, tmp_path,
+                                                                    monkeypatch, run):
+    """A second recipe never replaces the first one's model and pictures."""
+    monkeypatch.chdir(tmp_path)
+    for recipe in ("tutorial", "fast"):
+        (code, out, err) = run("train.py", "--recipe", recipe, "--epochs", 1, "--data-dir",
+                               small_kmnist, "--no-download", "--device", "cpu")
+        assert code == 0, err
+    tutorial = load_checkpoint(tmp_path / "output" / "model.pth")
+    fast = load_checkpoint(tmp_path / "output" / "fast" / "model.pth")
+    assert (tutorial["options"]["recipe"], fast["options"]["recipe"]) == ("tutorial", "fast")
+    assert sorted(os.listdir(tmp_path / "output" / "fast")) == sorted(
+        ["model.pth", "plot.png", "confusion_matrix.png", "mistakes.png", "filters.png",
+         "metrics.json"])
+    assert f"saved the model to {os.path.join('output', 'fast', 'model.pth')}, the plot to " \
+        f"{os.path.join('output', 'fast', 'plot.png')}" in out
