@@ -22,7 +22,6 @@ import http.client
 import json
 import os
 import re
-import resource
 import signal
 import socket
 import statistics
@@ -119,40 +118,15 @@ def report(name, latencies, extra=""):
 def idle_phase(port, seconds, count=1000):
     """GET / latencies (ms) every 0.1 s while ``count`` connections that send
     nothing are held, each reopened as soon as the server closes it."""
-    (soft, hard) = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, count + 1024)), hard))
-    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
-    (stop, reopened) = (threading.Event(), [0])
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from idle_clients import idle_connections  # the tests' attacker
 
-    def reopen_closed():
-        while not stop.is_set():
-            for (i, sock) in enumerate(held):
-                sock.settimeout(0)
-                try:
-                    closed = sock.recv(1) == b""
-                except BlockingIOError:
-                    closed = False
-                except OSError:
-                    closed = True
-                if closed:
-                    sock.close()
-                    held[i] = socket.create_connection(("127.0.0.1", port))
-                    reopened[0] += 1
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=reopen_closed)
-    thread.start()
     latencies = []
-    deadline = time.monotonic() + seconds
-    try:
+    with idle_connections(port, count) as reopened:
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             latencies.append(get_page(port) * 1000)
             time.sleep(0.1)
-    finally:
-        stop.set()
-        thread.join()
-        for sock in held:
-            sock.close()
     return latencies, reopened[0]
 
 

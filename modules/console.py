@@ -13,7 +13,7 @@ import sys
 from tqdm import tqdm
 
 
-INTERRUPTED = "interrupted; earlier output files were left as they were"
+INTERRUPTED = "interrupted; no output file was changed"
 
 
 class UserError(Exception):

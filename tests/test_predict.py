@@ -88,7 +88,7 @@ def test_ctrl_c_stops_a_long_prediction(trained, tmp_path):
         predict.send_signal(signal.SIGINT)
         (stdout, stderr) = predict.communicate(timeout=30)
     assert predict.returncode == 130, stderr
-    assert stderr.endswith("[ERROR] interrupted; earlier output files were left as they were\n")
+    assert stderr.endswith("[ERROR] interrupted; no output file was changed\n")
     assert "Traceback" not in stderr
     assert stdout.count("[INFO] ground truth label: ") < 9_000
     assert not (tmp_path / "p.png").exists()
