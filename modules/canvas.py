@@ -28,6 +28,7 @@ BRUSH_WIDTH = round(2.2 / 26 * 0.75 * CANVAS_SIZE)
 MAX_DRAWINGS = 1000  # saved into one folder, at most
 MAP_SIZE = 48  # each 24x24 conv1 feature map shown at 48x48
 MAP_GAP_COLOUR = (40, 40, 40)  # BGR, the page's background
+FOR_TOP, FOR_RUNNER_UP = (60, 200, 40), (220, 50, 220)  # BGR: green, magenta
 SAVED_NAME = re.compile(r"drawing-(\d+)\.png")
 
 
@@ -107,11 +108,13 @@ class DrawingFolder:
 
 
 class Reading:
-    """What the model made of one drawing: the 28x28 input in [0, 1], the 10
-    class probabilities and conv1's 20 feature maps (all None: nothing drawn)."""
+    """What the model made of one drawing: the 28x28 input in [0, 1] and where
+    it lies on the canvas (top, left, side), the 10 class probabilities and
+    conv1's 20 feature maps (all None: nothing drawn)."""
 
-    def __init__(self, character=None, probabilities=None, maps=None):
-        (self.character, self.probabilities, self.maps) = (character, probabilities, maps)
+    def __init__(self, character=None, frame=None, probabilities=None, maps=None):
+        (self.character, self.frame) = (character, frame)
+        (self.probabilities, self.maps) = (probabilities, maps)
 
     @property
     def empty(self):
@@ -124,12 +127,31 @@ class Reading:
 def read_drawing(model, picture, device):
     """Preprocess ``picture`` as ``--image`` does, then classify it."""
     try:
-        character = to_kmnist_input(picture)
+        (character, frame) = to_kmnist_input(picture, frame=True)
     except ImageProblem:  # nothing drawn (or nothing that stands out)
         return Reading()
     probabilities = class_probabilities(model, character, device)
     (first, _) = feature_maps(model, torch.as_tensor(character)[None, None].to(device))
-    return Reading(character, probabilities, first[0].numpy())
+    return Reading(character, frame, probabilities, first[0].numpy())
+
+
+def decision_overlay(picture, frame, pixels):
+    """``pixels`` (classify.decisive_pixels' 28x28 map) laid over the ink of
+    ``picture``, the canvas, at its scale: a BGRA image, clear off the ink,
+    green where ink argued for the top class, magenta for the runner-up, the
+    stronger the more opaque."""
+    (top, left, side) = frame
+    square = cv2.resize(pixels / max(float(np.abs(pixels).max()), 1e-12), (side, side),
+                        interpolation=cv2.INTER_LINEAR)
+    weight = np.zeros(picture.shape, np.float32)
+    (y0, x0) = (max(top, 0), max(left, 0))  # (the square may reach past the edges)
+    (y1, x1) = (min(top + side, picture.shape[0]), min(left + side, picture.shape[1]))
+    weight[y0:y1, x0:x1] = square[y0 - top:y1 - top, x0 - left:x1 - left]
+    weight[picture >= 128] = 0  # on the ink only
+    overlay = np.zeros((*picture.shape, 4), np.uint8)
+    overlay[..., :3] = np.where(weight[..., None] > 0, FOR_TOP, FOR_RUNNER_UP)
+    overlay[..., 3] = np.sqrt(np.clip(np.abs(weight), 0, 1)) * 230  # (weak ink stays visible)
+    return overlay
 
 
 def reference_images(test_data=None, size=48):

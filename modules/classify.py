@@ -1,5 +1,6 @@
 """What LeNet makes of one prepared character, as --image and --draw show it:
-its class probabilities, the top classes, and its feature maps."""
+its class probabilities, the top classes, its feature maps, and which pixels
+decided between its first and second choice."""
 
 import numpy as np
 import torch
@@ -41,3 +42,16 @@ def feature_maps(model, images):
         for hook in hooks:
             hook.remove()
     return maps
+
+
+def decisive_pixels(model, character, device):
+    """How much each pixel of one 28x28 input pushed the top class over the
+    runner-up: the gradient of log p(top) - log p(runner-up) times the pixel,
+    positive for the top class, negative for the runner-up, zero off the ink
+    (docs/pictures.md says why this map, measured).  (map, top, runner-up)."""
+    x = torch.as_tensor(character, dtype=torch.float32)[None, None].to(device).requires_grad_()
+    with torch.enable_grad():
+        log_probs = model(x)[0]
+        (top, runner_up) = log_probs.topk(2).indices.tolist()
+        (gradient,) = torch.autograd.grad(log_probs[top] - log_probs[runner_up], x)
+    return (gradient * x)[0, 0].detach().float().cpu().numpy(), top, runner_up

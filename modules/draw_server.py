@@ -36,9 +36,9 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
 from waitress.utilities import BadRequest as WaitressBadRequest
 
-from modules.canvas import (BRUSH_WIDTH, CANVAS_SIZE, Canvas, NotSaved, feature_map_grid,
-                            read_drawing)
-from modules.classify import top_classes
+from modules.canvas import (BRUSH_WIDTH, CANVAS_SIZE, Canvas, NotSaved, decision_overlay,
+                            feature_map_grid, read_drawing)
+from modules.classify import decisive_pixels, top_classes
 from modules.console import UserError
 from modules.data import CLASS_NAMES, HIRAGANA
 
@@ -255,12 +255,14 @@ class DrawingApp:
             except NotSaved as reason:
                 self.console(f"[ERROR] the drawing was not saved: {reason}")
                 raise BadRequest(409, str(reason)) from None
-        reading = read_drawing(self.model, canvas.image(), self.device)
+        picture = canvas.image()
+        reading = read_drawing(self.model, picture, self.device)
         if reading.empty:
             return JSON, b'{"empty": true}'
         if final:
             self.console(reading.console_line())
         p = reading.probabilities
+        (pixels, _, runner_up) = decisive_pixels(self.model, reading.character, self.device)
         return JSON, json.dumps({
             "empty": False,
             "input": png_data_uri((reading.character * 255).round().astype(np.uint8)),
@@ -268,6 +270,8 @@ class DrawingApp:
                     for k in top_classes(p)],
             "probabilities": [float(v) for v in p],
             "maps": png_data_uri(feature_map_grid(reading.maps)),
+            "decided": png_data_uri(decision_overlay(picture, reading.frame, pixels)),
+            "against": {"name": CLASS_NAMES[runner_up], "hiragana": HIRAGANA[runner_up]},
         }).encode()
 
 

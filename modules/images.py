@@ -144,8 +144,10 @@ def read_grayscale(path):
     return image
 
 
-def to_kmnist_input(gray):
-    """A 2-D uint8 picture of one character -> 28x28 float32 in [0, 1], white on black."""
+def to_kmnist_input(gray, frame=False):
+    """A 2-D uint8 picture of one character -> 28x28 float32 in [0, 1], white on
+    black; with ``frame``, also where the 28x28 square lies in the picture:
+    (top, left, side) in its pixels."""
     gray = gray.astype(np.float32)
 
     # levels are read off a lightly blurred copy, so that a few noisy pixels
@@ -175,7 +177,8 @@ def to_kmnist_input(gray):
     (y, x) = ((side - height) // 2, (side - width) // 2)
     square[y:y + height, x:x + width] = ink
     interpolation = cv2.INTER_AREA if side >= 28 else cv2.INTER_LINEAR
-    return cv2.resize(square, (28, 28), interpolation=interpolation)
+    character = cv2.resize(square, (28, 28), interpolation=interpolation)
+    return (character, (rows.min() - y, cols.min() - x, side)) if frame else character
 
 
 def load_character(path):

@@ -140,3 +140,60 @@ def test_reference_strip_shows_real_images_where_the_data_set_is_here(kmnist_dir
     assert len(real) == 10 and all(image.shape == (48, 48) for image in real)
     assert len({image.tobytes() for image in real}) == 10
     assert reference_images(None) == [None] * 10
+
+
+def test_what_decided_lies_on_the_ink_and_erasing_it_hurts_more_than_chance(model, kmnist_dir):
+    """The map of the pixels that pushed the top class over the runner-up is
+    zero off the ink; erasing the 10% of ink it ranks highest lowers the top
+    class's probability more than erasing as much ink at random; and a
+    re-initialised LeNet gives other maps (Adebayo et al.'s sanity check)."""
+    from scipy.stats import spearmanr
+
+    from modules.classify import decisive_pixels
+    from modules.data import load_kmnist
+    from modules.lenet import LeNet
+
+    test = load_kmnist(str(kmnist_dir), train=False, download=False)
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    random_model = LeNet(1, 10).eval()
+    (by_map, by_chance, correlations) = ([], [], [])
+    for image in test.data.numpy()[:100].astype(np.float32) / 255:
+        (pixels, top, runner_up) = decisive_pixels(model, image, CPU)
+        probabilities = class_probabilities(model, image, CPU)
+        assert [top, runner_up] == list(np.argsort(-probabilities)[:2])
+        assert (pixels[image == 0] == 0).all()
+        ink = np.flatnonzero(image.ravel() > 0.1)
+        count = round(0.1 * len(ink))
+        for (drops, erased) in ((by_map, ink[np.argsort(-pixels.ravel()[ink])[:count]]),
+                                (by_chance, rng.choice(ink, count, replace=False))):
+            changed = image.ravel().copy()
+            changed[erased] = 0
+            drops.append(probabilities[top] - class_probabilities(
+                model, changed.reshape(28, 28), CPU)[top])
+        correlations.append(spearmanr(pixels.ravel()[ink],
+                                      decisive_pixels(random_model, image, CPU)[0].ravel()[ink])[0])
+    assert np.mean(by_map) > 2 * np.mean(by_chance) + 0.01, (np.mean(by_map), np.mean(by_chance))
+    assert np.mean(correlations) < 0.5
+
+
+def test_the_decision_overlay_colours_the_strokes_only_where_they_lie(model):
+    from modules.canvas import FOR_RUNNER_UP, FOR_TOP, decision_overlay
+    from modules.classify import decisive_pixels
+
+    canvas = Canvas(strokes_of_class(6))
+    picture = canvas.image()
+    reading = read_drawing(model, picture, CPU)
+    (pixels, _, _) = decisive_pixels(model, reading.character, CPU)
+    overlay = decision_overlay(picture, reading.frame, pixels)
+    assert overlay.shape == (336, 336, 4) and overlay.dtype == np.uint8
+    coloured = overlay[..., 3] > 0
+    assert coloured.sum() > 0.5 * (picture < 128).sum()  # most of the ink says something
+    assert not (coloured & (picture >= 128)).any()  # and nothing off it
+    colours = {tuple(c) for c in overlay[coloured][:, :3]}
+    assert colours <= {FOR_TOP, FOR_RUNNER_UP} and FOR_TOP in colours
+    # the 28x28 square lies where the strokes are: its strongest pixel is on the ink
+    (top, left, side) = reading.frame
+    (i, j) = np.unravel_index(np.abs(pixels).argmax(), pixels.shape)
+    (y, x) = (top + round((i + 0.5) * side / 28), left + round((j + 0.5) * side / 28))
+    assert (picture[max(y - 8, 0):y + 8, max(x - 8, 0):x + 8] < 128).any()

@@ -3,6 +3,7 @@ sockets where a browser would not send them, idle connections, a console
 nobody reads), stop signals under load in a real process, then the page in
 headless Chromium where one is installed."""
 
+import base64
 import concurrent.futures
 import http.client
 import importlib.util
@@ -16,6 +17,8 @@ import stat
 import threading
 import time
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -113,6 +116,10 @@ def test_a_drawing_is_read_as_the_canvas_reads_it(server, model):
         assert [entry["name"] for entry in reading["top"]] == \
             [CLASS_NAMES[i] for i in expected.probabilities.argsort(kind="stable")[::-1][:3]]
         assert reading["input"].startswith("data:image/png;base64,")
+        decided = cv2.imdecode(np.frombuffer(base64.b64decode(reading["decided"].split(",")[1]),
+                                             np.uint8), cv2.IMREAD_UNCHANGED)
+        assert decided.shape == (336, 336, 4)  # what decided, over the strokes
+        assert reading["against"]["name"] == reading["top"][1]["name"]
         assert server.printed()[-1] == expected.console_line()
         assert re.fullmatch(r"read;dur=\d+\.\d\d", response.getheader("Server-Timing"))
     # each class's known strokes, drawn, are read as that class
@@ -493,6 +500,8 @@ def test_drawing_with_pointer_events_in_a_real_browser(server, model):
         rows = driver.execute_script(
             "return [...document.querySelectorAll('#top .row')].map(r => r.textContent)")
         assert driver.find_element("id", "input").get_attribute("src").startswith("data:image/")
+        assert driver.find_element("id", "decided").get_attribute("src").startswith("data:image/")
+        assert driver.find_element("id", "why").text.startswith("What decided: green ink argued")
         # the same class as the canvas reads from the same strokes; the server
         # printed a line for each finished stroke
         assert shown == CLASS_NAMES[int(expected.probabilities.argmax())]
