@@ -33,6 +33,7 @@ from modules.draw_server import (Console, DrawingApp, is_loopback, page_address,
 from modules.glyphs import GLYPH_HINT, class_labels, hiragana_font
 from modules.hardware import DEVICE_CHOICES, choose_device
 from modules.images import IMAGE_EXTENSIONS, ImageProblem, expand_image_paths, load_character
+from modules.lookalikes import Lookalikes
 from modules.outputs import OutputSet, check_writable
 from modules.reports import COLOURS, save_prediction_grid
 
@@ -163,16 +164,20 @@ def classify_own_images(args, model, device, captions):
 
 def draw_and_classify(args, model, device):
     """--draw: serve the drawing page until Ctrl-C; the model reads the drawing as it grows."""
-    try:  # the strip of the ten classes shows real test images when the data set is here
-        testData = load_kmnist(args.data_dir, train=False, download=False)
+    try:  # the ten classes and what a drawing resembles: real images, where the data is here
+        (testData, trainData) = (load_kmnist(args.data_dir, train=t, download=False)
+                                 for t in (False, True))
+        lookalikes = Lookalikes(model, trainData.data, trainData.targets, device)
+        print(f"[INFO] indexed {lookalikes.count:,} training images for \"it looks like\" in "
+              f"{lookalikes.seconds:.1f} s ({lookalikes.megabytes:.0f} MB)")
     except UserError:
-        testData = None
+        (testData, lookalikes) = (None, None)
     # one 28x28 image at a time: more threads only add waiting
     torch.set_num_threads(1)
     saveFolder = os.path.join(os.path.dirname(args.output) or ".", "drawings")
     console = Console()
     app = DrawingApp(model, device, reference_images(testData),
-                     DrawingFolder(saveFolder, console), args.host, console)
+                     DrawingFolder(saveFolder, console), args.host, console, lookalikes)
     server = start_server(app, args.host, args.port)
     if not is_loopback(args.host):
         print(f"[WARNING] listening on {args.host}: other machines that can reach this one can "

@@ -40,6 +40,7 @@ from modules.console import UserError  # noqa: E402
 from modules.data import CLASS_NAMES, load_kmnist  # noqa: E402
 from modules.draw_server import Console, DrawingApp, parse_request, start_server  # noqa: E402
 from modules.lenet import LeNet  # noqa: E402
+from modules.lookalikes import Lookalikes  # noqa: E402
 
 
 def sample_drawing():
@@ -128,16 +129,18 @@ def main():
     else:
         model = LeNet(1, len(CLASS_NAMES)).eval()
         print("model: an untrained LeNet (no model file found)")
+    try:  # as predict.py --draw does
+        (test_data, train_data) = (load_kmnist(args.data_dir, train=t, download=False)
+                                   for t in (False, True))
+        lookalikes = Lookalikes(model, train_data.data, train_data.targets, torch.device("cpu"))
+    except UserError:
+        (test_data, lookalikes) = (None, None)
     torch.set_num_threads(1)  # as predict.py --draw does
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread")
-    try:
-        test_data = load_kmnist(args.data_dir, train=False, download=False)
-    except UserError:
-        test_data = None
     with tempfile.TemporaryDirectory() as drawings:
         console = Console(lambda line: None)
         app = DrawingApp(model, torch.device("cpu"), reference_images(test_data),
-                         DrawingFolder(drawings, console), "127.0.0.1", console)
+                         DrawingFolder(drawings, console), "127.0.0.1", console, lookalikes)
         if args.browser:
             bench_browser(app, args.runs, args.screenshot)
         else:

@@ -163,8 +163,10 @@ class Console:
 class DrawingApp:
     """The WSGI application: routes, checks, and the drawings read and saved."""
 
-    def __init__(self, model, device, references, drawings, host_name, console):
+    def __init__(self, model, device, references, drawings, host_name, console,
+                 lookalikes=None):
         (self.model, self.device, self.drawings) = (model, device, drawings)
+        self.lookalikes = lookalikes  # (modules/lookalikes.py; None: no training images)
         (self.host_name, self.console) = (host_name.lower(), console)
         self.one_at_a_time = threading.Lock()  # (and classify.feature_maps needs it)
         self.stopping = False  # set by a stop signal: no drawing is saved after it
@@ -262,7 +264,12 @@ class DrawingApp:
         if final:
             self.console(reading.console_line())
         p = reading.probabilities
-        (pixels, _, runner_up) = decisive_pixels(self.model, reading.character, self.device)
+        (pixels, top, runner_up) = decisive_pixels(self.model, reading.character, self.device)
+        alike = [] if self.lookalikes is None else [
+            {"name": CLASS_NAMES[k], "hiragana": HIRAGANA[k],
+             "images": [png_data_uri(self.lookalikes.images[i].numpy()) for i in found]}
+            for (k, found) in zip((top, runner_up),
+                                  self.lookalikes.nearest(reading.character, (top, runner_up)))]
         return JSON, json.dumps({
             "empty": False,
             "input": png_data_uri((reading.character * 255).round().astype(np.uint8)),
@@ -272,6 +279,7 @@ class DrawingApp:
             "maps": png_data_uri(feature_map_grid(reading.maps)),
             "decided": png_data_uri(decision_overlay(picture, reading.frame, pixels)),
             "against": {"name": CLASS_NAMES[runner_up], "hiragana": HIRAGANA[runner_up]},
+            "alike": alike,
         }).encode()
 
 

@@ -197,3 +197,17 @@ def test_the_decision_overlay_colours_the_strokes_only_where_they_lie(model):
     (i, j) = np.unravel_index(np.abs(pixels).argmax(), pixels.shape)
     (y, x) = (top + round((i + 0.5) * side / 28), left + round((j + 0.5) * side / 28))
     assert (picture[max(y - 8, 0):y + 8, max(x - 8, 0):x + 8] < 128).any()
+
+
+def test_a_training_image_looks_most_like_itself(model, kmnist_dir):
+    from modules.data import load_kmnist
+    from modules.lookalikes import Lookalikes
+
+    train = load_kmnist(str(kmnist_dir), train=True, download=False)
+    lookalikes = Lookalikes(model, train.data, train.targets, CPU)
+    for i in (0, 7, 1234, 1999):
+        label = int(train.targets[i])
+        (same, other) = lookalikes.nearest(train.data[i].numpy() / 255, [label, (label + 1) % 10])
+        assert same[0] == i and len(same) == len(other) == 3
+        assert all(int(train.targets[j]) == label for j in same)
+        assert all(int(train.targets[j]) == (label + 1) % 10 for j in other)

@@ -33,14 +33,24 @@ from modules.draw_server import MAX_BODY, MAX_POINTS, Console, DrawingApp, start
 CPU = torch.device("cpu")
 
 
+@pytest.fixture(scope="module")
+def lookalikes(model, kmnist_dir):
+    from modules.data import load_kmnist
+    from modules.lookalikes import Lookalikes
+
+    train = load_kmnist(str(kmnist_dir), train=True, download=False)
+    return Lookalikes(model, train.data, train.targets, CPU)
+
+
 @pytest.fixture
-def server(model, tmp_path):
+def server(model, lookalikes, tmp_path):
     """A drawing server on a free port, in this process; ``printed()`` gives its
     console's lines once those waiting are printed."""
     lines = []
     console = Console(lines.append)
     app = DrawingApp(model, CPU, reference_images(), DrawingFolder(str(tmp_path / "drawings"),
-                                                                   console), "127.0.0.1", console)
+                                                                   console), "127.0.0.1", console,
+                     lookalikes)
     running = start_server(app, "127.0.0.1", 0)
     running.printed = lambda: (console.flush(), lines)[1]
     thread = threading.Thread(target=running.run, daemon=True)
@@ -120,6 +130,10 @@ def test_a_drawing_is_read_as_the_canvas_reads_it(server, model):
                                              np.uint8), cv2.IMREAD_UNCHANGED)
         assert decided.shape == (336, 336, 4)  # what decided, over the strokes
         assert reading["against"]["name"] == reading["top"][1]["name"]
+        # what it resembles: three training images of each of the first two classes
+        assert [group["name"] for group in reading["alike"]] == \
+            [entry["name"] for entry in reading["top"][:2]]
+        assert all(len(group["images"]) == 3 for group in reading["alike"])
         assert server.printed()[-1] == expected.console_line()
         assert re.fullmatch(r"read;dur=\d+\.\d\d", response.getheader("Server-Timing"))
     # each class's known strokes, drawn, are read as that class
@@ -502,6 +516,7 @@ def test_drawing_with_pointer_events_in_a_real_browser(server, model):
         assert driver.find_element("id", "input").get_attribute("src").startswith("data:image/")
         assert driver.find_element("id", "decided").get_attribute("src").startswith("data:image/")
         assert driver.find_element("id", "why").text.startswith("What decided: green ink argued")
+        assert len(driver.find_elements("css selector", "#alike img")) == 6
         # the same class as the canvas reads from the same strokes; the server
         # printed a line for each finished stroke
         assert shown == CLASS_NAMES[int(expected.probabilities.argmax())]
