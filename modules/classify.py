@@ -28,14 +28,14 @@ def describe_top(probabilities, k=3):
 
 
 @torch.inference_mode()
-def feature_maps(model, images):
-    """What conv1 and conv2 respond to in a batch of NCHW ``images``: the
-    outputs of relu1 (20 maps of 24x24) and relu2 (50 of 8x8), float32 on the
+def feature_maps(model, images, layers=("relu1", "relu2")):
+    """What LeNet's ``layers`` put out for a batch of NCHW ``images``: by
+    default relu1 (20 maps of 24x24) and relu2 (50 of 8x8); float32 on the
     CPU, caught on their way through LeNet's own forward pass (so no other
     thread may run ``model`` meanwhile: the hooks would catch its maps too)."""
     maps = []
-    hooks = [layer.register_forward_hook(lambda _layer, _input, out: maps.append(out.float().cpu()))
-             for layer in (model.relu1, model.relu2)]
+    hooks = [getattr(model, name).register_forward_hook(
+        lambda _layer, _input, out: maps.append(out.float().cpu())) for name in layers]
     try:
         model(images)
     finally:

@@ -9,20 +9,14 @@ import time
 import torch
 from torch.nn import functional as F
 
+from modules.classify import feature_maps
+
 PER_CLASS = 2000
 
 
-@torch.inference_mode()
 def features(model, images):
-    """The 500 features of LeNet's fc1 (after ReLU) for NCHW ``images``,
-    caught on their way through its forward pass (float32, on the CPU)."""
-    found = []
-    hook = model.relu3.register_forward_hook(lambda _l, _i, out: found.append(out.float().cpu()))
-    try:
-        model(images)
-    finally:
-        hook.remove()
-    return found[0]
+    """The 500 features of LeNet's fc1 (after ReLU) for NCHW ``images``."""
+    return feature_maps(model, images, ("relu3",))[0]
 
 
 class Lookalikes:
