@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from modules.canvas import DrawingFolder, reference_images
-from modules.checkpoint import build_model, describe_model, load_checkpoint
+from modules.checkpoint import build_model, describe_model, load_checkpoint, load_epochs
 from modules.classify import class_probabilities, describe_top, top_classes
 from modules.console import (ArgumentParser, HelpFormatter, UserError, entry_point, in_notebook,
                              port_number, positive_int, run_main, seed_value, show_inline)
@@ -35,7 +35,7 @@ from modules.hardware import DEVICE_CHOICES, choose_device
 from modules.images import IMAGE_EXTENSIONS, ImageProblem, expand_image_paths, load_character
 from modules.lookalikes import Lookalikes
 from modules.outputs import OutputSet, check_writable
-from modules.reports import COLOURS, save_prediction_grid
+from modules.reports import COLOURS, report_paths, save_prediction_grid
 
 # the saved grid and the window show at most this many images (drawing costs
 # far more than classifying, and a larger grid is unreadable); every image is
@@ -172,12 +172,21 @@ def draw_and_classify(args, model, device):
               f"{lookalikes.seconds:.1f} s ({lookalikes.megabytes:.0f} MB)")
     except UserError:
         (testData, lookalikes) = (None, None)
+    # how it learned: the weights of each epoch, where train.py left them beside the model
+    (epochs, epochsPath) = ([], report_paths(args.model)["epochs.pth"])
+    try:
+        epochs = load_epochs(epochsPath, model) if os.path.exists(epochsPath) else []
+    except UserError as problem:
+        print(f"[WARNING] {problem}: the page has no epoch slider", file=sys.stderr)
+    if not os.path.exists(epochsPath):
+        print(f"[INFO] no {epochsPath} beside the model (train.py writes it): the page has "
+              "no epoch slider")
     # one 28x28 image at a time: more threads only add waiting
     torch.set_num_threads(1)
     saveFolder = os.path.join(os.path.dirname(args.output) or ".", "drawings")
     console = Console()
     app = DrawingApp(model, device, reference_images(testData),
-                     DrawingFolder(saveFolder, console), args.host, console, lookalikes)
+                     DrawingFolder(saveFolder, console), args.host, console, lookalikes, epochs)
     server = start_server(app, args.host, args.port)
     if not is_loopback(args.host):
         print(f"[WARNING] listening on {args.host}: other machines that can reach this one can "

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from torch.optim import Adam, AdamW
 from torch.utils.data import random_split
 
-from modules.checkpoint import save_checkpoint
+from modules.checkpoint import half_weights, save_checkpoint, save_epochs
 from modules.console import (ArgumentParser, HelpFormatter, UserError, entry_point, fraction,
                              positive_float, positive_int, progress, run_main, seed_value,
                              show_inline)
@@ -136,9 +136,8 @@ def main(argv=()):
     opt = Adam(model.parameters(), lr=INIT_LR, fused=fused)
     lossFn = nn.NLLLoss()
 
-    # the improved recipes decay the weights and smooth the labels (on LeNet's
-    # log-probabilities CrossEntropyLoss is NLLLoss plus smoothing), step a
-    # one-cycle schedule and distort every image
+    # the improved recipes decay the weights, smooth the labels (CrossEntropyLoss on
+    # log-probabilities: NLLLoss plus smoothing), step a one-cycle schedule, distort images
     if recipe.weight_decay:
         opt = AdamW(model.parameters(), lr=INIT_LR, weight_decay=recipe.weight_decay,
                     fused=fused)
@@ -147,8 +146,10 @@ def main(argv=()):
     scheduler = recipe.schedule(opt, INIT_LR, EPOCHS, len(trainDataLoader))
     augment = recipe.augmentation(torch.Generator(device=device).manual_seed(args.seed))
 
-    # initialize a dictionary to store training history
+    # initialize a dictionary to store training history, and keep the weights
+    # before training and after each epoch (for the drawing page's slider)
     H = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
+    epochWeights = [half_weights(model)]
 
     # measure how long training is going to take
     print("[INFO] training the network...")
@@ -159,10 +160,10 @@ def main(argv=()):
         # set the model in training mode
         model.train()
 
-        # initialize the total training and validation loss, and the number
-        # of correct predictions (summed on the device and read once an epoch,
-        # where the tutorial's .item() waits every batch; with the evaluation
-        # in batches of 1,000 and the fused Adam: -20% on a Zen 3)
+        # initialize the total training and validation loss, and the number of
+        # correct predictions (summed on the device, read once an epoch where the
+        # tutorial's .item() waits every batch; evaluation in batches of 1,000 and
+        # the fused Adam: -20% on a Zen 3)
         totalTrainLoss = totalValLoss = trainCorrect = valCorrect = 0
 
         # loop over the training set (a progress bar on a terminal or in a notebook)
@@ -219,6 +220,7 @@ def main(argv=()):
         H["train_acc"].append(trainCorrect)
         H["val_loss"].append(avgValLoss)
         H["val_acc"].append(valCorrect)
+        epochWeights.append(half_weights(model))
 
         # print the model training and validation information
         print(f"[INFO] EPOCH: {e + 1}/{EPOCHS}")
@@ -261,15 +263,14 @@ def main(argv=()):
                "precision": precision}
     with OutputSet() as outputs:
         save_training_plot(H, outputs.path(args.plot))
-        save_checkpoint(outputs.path(args.model), model, options=vars(args),
-                        test_accuracy=testAcc)
+        save_checkpoint(outputs.path(args.model), model, options=vars(args), test_accuracy=testAcc)
         paths = save_reports(outputs, model, args.model, testData, testLogProbs,
                              {**metrics, "wall_seconds": round(time.time() - runStartTime, 3)})
+        save_epochs(outputs.path(paths["epochs.pth"]), epochWeights)
         outputs.commit()
-    print(f"[INFO] saved the model to {args.model}, the plot to {args.plot}, the confusion "
-          f"matrix to {paths['confusion_matrix.png']}, the worst mistakes to "
-          f"{paths['mistakes.png']}, the filters and feature maps to {paths['filters.png']} "
-          f"and metrics to {paths['metrics.json']}")
+    print(f"[INFO] saved the model to {args.model}, the plot to {args.plot}, and beside them "
+          f"the confusion matrix, the worst mistakes, the filters and feature maps, metrics "
+          f"and each epoch's weights ({', '.join(map(os.path.basename, paths.values()))})")
     print(f"[INFO] test accuracy: {testAcc:.4f}", flush=True)
     show_inline(args.plot)  # (in a notebook)
     return 0

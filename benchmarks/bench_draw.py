@@ -12,7 +12,8 @@ With --browser, the whole page in headless Chromium (Debian's chromium and
 chromium-driver, and Selenium): strokes drawn with pointer events, and for
 each the time from the end of the stroke to the answer shown on the page,
 and the server's part of it (its Server-Timing header).  --screenshot PATH
-saves the page after a drawn character.
+saves the page after a drawn character (and, where the model has its
+epochs, PATH-epoch1.png: the slider at epoch 1).
 
 Without a model file it uses an untrained LeNet (the time does not depend on
 the weights).  Needs no display.
@@ -35,12 +36,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from modules.canvas import DrawingFolder, reference_images  # noqa: E402
-from modules.checkpoint import build_model, load_checkpoint  # noqa: E402
+from modules.checkpoint import build_model, load_checkpoint, load_epochs  # noqa: E402
 from modules.console import UserError  # noqa: E402
 from modules.data import CLASS_NAMES, load_kmnist  # noqa: E402
 from modules.draw_server import Console, DrawingApp, parse_request, start_server  # noqa: E402
 from modules.lenet import LeNet  # noqa: E402
 from modules.lookalikes import Lookalikes  # noqa: E402
+from modules.reports import report_paths  # noqa: E402
 
 
 def sample_drawing():
@@ -86,6 +88,14 @@ def bench_browser(app, runs, screenshot):
                 driver.save_screenshot(screenshot)
                 print(f"saved {screenshot}: the page reads "
                       f"{driver.execute_script('return document.body.dataset.top')}")
+                if app.last_epoch:  # and the same drawing read as after the first epoch
+                    driver.execute_script("const s = document.getElementById('epoch'); "
+                                          "s.value = 1; s.dispatchEvent(new Event('change'));")
+                    wait_for(driver, "return document.body.dataset.epoch === '1'")
+                    then = screenshot.replace(".png", "-epoch1.png")
+                    driver.save_screenshot(then)
+                    print(f"saved {then}: after epoch 1 the page reads "
+                          f"{driver.execute_script('return document.body.dataset.top')}")
     finally:
         server.close()
     timings = timings[2:]  # the first strokes warm up the browser, PyTorch and the caches
@@ -98,17 +108,23 @@ def bench_browser(app, runs, screenshot):
 
 
 def bench_server(app, repeats):
-    """The server's answer to the whole sample drawing, finished, in this process."""
-    body = json.dumps({"strokes": sample_drawing(), "final": True}).encode()
-    times = []
-    for i in range(repeats + 10):
-        started = time.perf_counter()
-        with app.one_at_a_time:
-            app.draw("/read", *parse_request(body))
-        if i >= 10:  # the first few warm up PyTorch and the caches
-            times.append((time.perf_counter() - started) * 1000)
-    print(f"{'a finished stroke answered (server)':>38}: median {statistics.median(times):6.2f} "
-          f"ms, 95th percentile {np.percentile(times, 95):6.2f} ms ({repeats} answers)")
+    """The server's answer to the whole sample drawing, finished, in this
+    process; and where the model has its epochs, read by epoch 1's weights
+    (the slider moved: those weights loaded, the trained model's look-alikes)."""
+    cases = [("a finished stroke answered (server)", {"final": True})]
+    if app.last_epoch:
+        cases.append(("the slider moved to epoch 1 (server)", {"epoch": 1}))
+    for (label, fields) in cases:
+        body = json.dumps({"strokes": sample_drawing(), **fields}).encode()
+        times = []
+        for i in range(repeats + 10):
+            started = time.perf_counter()
+            with app.one_at_a_time:
+                app.draw("/read", *parse_request(body, app.last_epoch))
+            if i >= 10:  # the first few warm up PyTorch and the caches
+                times.append((time.perf_counter() - started) * 1000)
+        print(f"{label:>38}: median {statistics.median(times):6.2f} ms, 95th percentile "
+              f"{np.percentile(times, 95):6.2f} ms ({repeats} answers)")
 
 
 def main():
@@ -123,9 +139,12 @@ def main():
     ap.add_argument("--data-dir", default=os.path.join(ROOT, "data"),
                     help="the strip of the ten classes' test images, if present")
     args = ap.parse_args()
+    epochs = []
     if os.path.exists(args.model):
         model = build_model(load_checkpoint(args.model), args.model)
-        print(f"model: {args.model}")
+        epochs_path = report_paths(args.model)["epochs.pth"]
+        epochs = load_epochs(epochs_path, model) if os.path.exists(epochs_path) else []
+        print(f"model: {args.model}, {len(epochs)} sets of weights for the slider")
     else:
         model = LeNet(1, len(CLASS_NAMES)).eval()
         print("model: an untrained LeNet (no model file found)")
@@ -140,7 +159,8 @@ def main():
     with tempfile.TemporaryDirectory() as drawings:
         console = Console(lambda line: None)
         app = DrawingApp(model, torch.device("cpu"), reference_images(test_data),
-                         DrawingFolder(drawings, console), "127.0.0.1", console, lookalikes)
+                         DrawingFolder(drawings, console), "127.0.0.1", console, lookalikes,
+                         epochs)
         if args.browser:
             bench_browser(app, args.runs, args.screenshot)
         else:

@@ -6,48 +6,46 @@ accepts, so loading a model file never runs code hidden in it.
 """
 
 import os
-import platform
 
 import torch
 
 from modules.console import UserError, one_line
-from modules.data import CLASS_NAMES, HIRAGANA
+from modules.data import CLASS_NAMES
 from modules.lenet import LeNet
 
 CHECKPOINT_FORMAT = "kmnist-lenet-checkpoint"
 CHECKPOINT_VERSION = 1
+EPOCHS_FORMAT = "kmnist-lenet-epochs"  # the weights of each epoch, beside the model
 RETRAIN = "train one with `python train.py`, or pass another with -m/--model"
-
-
-def model_metadata(model):
-    """What a checkpoint says about its model, read off the model itself."""
-    return {
-        "architecture": {"name": type(model).__name__, "numChannels": model.conv1.in_channels,
-                         "classes": model.fc2.out_features},
-        "class_names": list(CLASS_NAMES),
-        "hiragana": list(HIRAGANA),
-        "input": {"height": 28, "width": 28, "channels": model.conv1.in_channels,
-                  "scaling": "pixel / 255, white ink on a black background"},
-    }
-
-
-def versions():
-    """The library versions a model was trained with, for its metadata."""
-    import torchvision  # only here: predict.py --image never needs it (1.5 s to import)
-
-    return {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
-            "python": platform.python_version()}
 
 
 def save_checkpoint(path, model, **metadata):
     """Write ``model``'s weights (plain CPU tensors, loadable anywhere), what
-    the model is, the library versions and ``metadata`` (options, accuracy)."""
+    the model is and ``metadata`` (options, test accuracy)."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    checkpoint = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
-                  "state_dict": state, **model_metadata(model), **metadata,
-                  "versions": versions()}
+    arch = {"name": type(model).__name__, "numChannels": model.conv1.in_channels,
+            "classes": model.fc2.out_features}
+    _write(path, {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
+                  "state_dict": state, "architecture": arch, "class_names": list(CLASS_NAMES),
+                  **metadata})
+
+
+def half_weights(model):
+    """``model``'s weights as they are now, in half precision on the CPU
+    (LeNet's: 0.86 MB), for the file of the weights of each epoch."""
+    return {k: v.detach().to("cpu", torch.float16, memory_format=torch.contiguous_format,
+                             copy=True) for k, v in model.state_dict().items()}
+
+
+def save_epochs(path, weights):
+    """Write the weights of each epoch (a list of ``half_weights``, epoch 0 first)."""
+    _write(path, {"format": EPOCHS_FORMAT, "format_version": CHECKPOINT_VERSION,
+                  "epochs": weights})
+
+
+def _write(path, content):
     with open(path, "wb") as f:
-        torch.save(checkpoint, f)
+        torch.save(content, f)
         f.flush()
         os.fsync(f.fileno())
 
@@ -93,3 +91,26 @@ def build_model(checkpoint, path):
         raise UserError(f"the weights in {path} do not fit LeNet ({one_line(error)}); "
                         f"{RETRAIN}") from None
     return model.eval()
+
+
+def load_epochs(path, model):
+    """The weights of each epoch in ``path`` (train.py writes them beside the
+    model), checked to be ``model``'s own: its last epoch is ``model``.
+    Raises UserError where the file is not that."""
+    if not os.path.isfile(path):  # a folder, or a named pipe that would wait forever
+        raise UserError(f"{path} is not a regular file")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+        epochs = content["epochs"] if content.get("format") == EPOCHS_FORMAT else []
+        if not epochs:
+            raise ValueError("no epochs")
+        scratch = LeNet(model.conv1.in_channels, model.fc2.out_features)
+        for weights in epochs:
+            scratch.load_state_dict(weights)
+    except Exception:  # noqa: BLE001 - damaged, another file, weights of another shape
+        raise UserError(f"{path} is not a file of epochs that train.py wrote, or it is "
+                        "damaged") from None
+    if any(not torch.equal(epochs[-1][k], v.to("cpu", torch.float16))
+           for (k, v) in model.state_dict().items()):
+        raise UserError(f"{path} holds the epochs of another training than this model's")
+    return epochs

@@ -12,6 +12,7 @@ cleanly.  modules/canvas.py renders, reads and saves the drawings.
 """
 
 import base64
+import copy
 import errno
 import functools
 import gc
@@ -38,7 +39,7 @@ from waitress.utilities import BadRequest as WaitressBadRequest
 
 from modules.canvas import (BRUSH_WIDTH, CANVAS_SIZE, Canvas, NotSaved, decision_overlay,
                             feature_map_grid, read_drawing)
-from modules.classify import decisive_pixels, top_classes
+from modules.classify import class_probabilities, decisive_pixels, top_classes
 from modules.console import UserError
 from modules.data import CLASS_NAMES, HIRAGANA
 
@@ -76,8 +77,9 @@ def png_data_uri(image):
     return "data:image/png;base64," + base64.b64encode(cv2.imencode(".png", image)[1]).decode()
 
 
-def parse_request(body):
-    """The canvas and ``final`` of a body {"strokes": [[[x, y], ...], ...], "final": bool}."""
+def parse_request(body, last_epoch=0):
+    """The canvas, ``final`` and ``epoch`` of a body {"strokes": [[[x, y], ...], ...],
+    "final": bool, "epoch": 0 to ``last_epoch``}; epoch None: the trained model."""
     # a list or object apiece costs the parser most, holding the GIL: count first
     if body.count(b"[") + body.count(b"{") > 1 + MAX_STROKES + MAX_POINTS + 1:
         raise BadRequest(400, f"at most {MAX_STROKES} strokes of {MAX_POINTS} points in all")
@@ -101,11 +103,14 @@ def parse_request(body):
     final = payload.get("final", False)
     if not isinstance(final, bool):
         raise BadRequest(400, '"final" must be true or false')
+    epoch = payload.get("epoch")
+    if epoch is not None and (type(epoch) is not int or not 0 <= epoch <= last_epoch):
+        raise BadRequest(400, f'"epoch" must be a whole number from 0 to {last_epoch}')
     canvas = Canvas(strokes)
     if sum(np.hypot(*np.diff(np.array(stroke), axis=0).T).sum() for stroke in canvas.strokes) \
             > MAX_INK:
         raise BadRequest(400, f"at most {MAX_INK:,} pixels of strokes in all")
-    return canvas, final
+    return canvas, final, None if epoch == last_epoch else epoch
 
 
 class Console:
@@ -164,9 +169,13 @@ class DrawingApp:
     """The WSGI application: routes, checks, and the drawings read and saved."""
 
     def __init__(self, model, device, references, drawings, host_name, console,
-                 lookalikes=None):
+                 lookalikes=None, epochs=()):
         (self.model, self.device, self.drawings) = (model, device, drawings)
         self.lookalikes = lookalikes  # (modules/lookalikes.py; None: no training images)
+        # the weights of each epoch (checkpoint.load_epochs; none: no slider),
+        # loaded into a model of their own as the slider asks for them
+        (self.epochs, self.then) = (list(epochs), copy.deepcopy(model))
+        self.last_epoch = max(len(self.epochs) - 1, 0)  # (0: no slider)
         (self.host_name, self.console) = (host_name.lower(), console)
         self.one_at_a_time = threading.Lock()  # (and classify.feature_maps needs it)
         self.stopping = False  # set by a stop signal: no drawing is saved after it
@@ -175,6 +184,7 @@ class DrawingApp:
         self.page = page.encode()
         self.classes = json.dumps({
             "names": CLASS_NAMES, "hiragana": HIRAGANA, "canvas": CANVAS_SIZE, "brush": BRUSH_WIDTH,
+            "epochs": self.last_epoch,
             "references": [image if image is None else png_data_uri(image) for image in references]
         }).encode()
 
@@ -242,11 +252,13 @@ class DrawingApp:
         # work on it is done one drawing at a time, so that a flood of them
         # keeps one core busy, not every worker
         with self.one_at_a_time:
-            return self.draw(path, *parse_request(environ["wsgi.input"].read(MAX_BODY + 1)))
+            return self.draw(path, *parse_request(environ["wsgi.input"].read(MAX_BODY + 1),
+                                                  self.last_epoch))
 
-    def draw(self, path, canvas, final):
-        """/save saves the drawing; /read returns the reading the page shows,
-        and ``final`` (a finished stroke, an undo) prints the window's line."""
+    def draw(self, path, canvas, final, epoch=None):
+        """/save saves the drawing; /read returns the reading the page shows, by
+        the model as it was after ``epoch`` (None: the trained model), and
+        ``final`` (a finished stroke, an undo) prints the console's line."""
         if path == "/save":
             if not canvas.strokes:
                 raise BadRequest(400, "nothing to save: the canvas is empty")
@@ -257,19 +269,25 @@ class DrawingApp:
             except NotSaved as reason:
                 self.console(f"[ERROR] the drawing was not saved: {reason}")
                 raise BadRequest(409, str(reason)) from None
+        model = self.model
+        if epoch is not None:
+            self.then.load_state_dict(self.epochs[epoch])
+            model = self.then
         picture = canvas.image()
-        reading = read_drawing(self.model, picture, self.device)
+        reading = read_drawing(model, picture, self.device)
         if reading.empty:
             return JSON, b'{"empty": true}'
         if final:
-            self.console(reading.console_line())
+            self.console(reading.console_line() + ("" if epoch is None else f" (epoch {epoch})"))
         p = reading.probabilities
-        (pixels, top, runner_up) = decisive_pixels(self.model, reading.character, self.device)
+        (pixels, top, runner_up) = decisive_pixels(model, reading.character, self.device)
+        # what it resembles is the trained model's, whatever the epoch
+        trained = (top, runner_up) if epoch is None else \
+            top_classes(class_probabilities(self.model, reading.character, self.device), 2)
         alike = [] if self.lookalikes is None else [
             {"name": CLASS_NAMES[k], "hiragana": HIRAGANA[k],
              "images": [png_data_uri(self.lookalikes.images[i].numpy()) for i in found]}
-            for (k, found) in zip((top, runner_up),
-                                  self.lookalikes.nearest(reading.character, (top, runner_up)))]
+            for (k, found) in zip(trained, self.lookalikes.nearest(reading.character, trained))]
         return JSON, json.dumps({
             "empty": False,
             "input": png_data_uri((reading.character * 255).round().astype(np.uint8)),
@@ -280,6 +298,7 @@ class DrawingApp:
             "decided": png_data_uri(decision_overlay(picture, reading.frame, pixels)),
             "against": {"name": CLASS_NAMES[runner_up], "hiragana": HIRAGANA[runner_up]},
             "alike": alike,
+            "epoch": self.last_epoch if epoch is None else epoch,
         }).encode()
 
 

@@ -7,6 +7,7 @@ no window, no backend switched for the rest of the process.
 
 import json
 import os
+import platform
 
 import numpy as np
 import torch
@@ -16,18 +17,26 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
-from modules.checkpoint import versions
 from modules.classify import feature_maps
 from modules.data import CLASS_NAMES, HIRAGANA
 from modules.glyphs import GLYPH_HINT, class_labels, hiragana_font
 
 # a right guess green and a wrong one red, as the tutorial writes them; own images yellow
 COLOURS = {"right": "#1a9e1a", "wrong": "#d62020", "own": "#e0b000"}
-REPORTS = ("confusion_matrix.png", "mistakes.png", "filters.png", "metrics.json")
+# the files beside the model: the reports, and the weights of each epoch (train.py's)
+REPORTS = ("confusion_matrix.png", "mistakes.png", "filters.png", "metrics.json", "epochs.pth")
+
+
+def versions():
+    """The library versions a model was trained with, for metrics.json."""
+    import torchvision  # only here: predict.py --image never needs it (1.5 s to import)
+
+    return {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+            "python": platform.python_version()}
 
 
 def report_paths(model_path):
-    """Where the reports of a model saved at ``model_path`` go (beside it)."""
+    """Where the files of a model saved at ``model_path`` go (beside it)."""
     return {name: os.path.join(os.path.dirname(model_path), name) for name in REPORTS}
 
 

@@ -7,7 +7,8 @@ import pickle
 import pytest
 import torch
 
-from modules.checkpoint import build_model, load_checkpoint, save_checkpoint
+from modules.checkpoint import (build_model, half_weights, load_checkpoint, load_epochs,
+                                save_checkpoint, save_epochs)
 from modules.console import UserError
 from modules.lenet import LeNet
 
@@ -112,3 +113,22 @@ def test_a_missing_file_is_named_with_its_full_path(tmp_path):
 ])
 def test_a_checkpoint_for_another_model_is_refused(tmp_path, model, changes):
     refused(saved(tmp_path, model, **changes), build=True)
+
+
+def test_the_epochs_file_round_trips_and_a_wrong_one_is_refused(tmp_path):
+    """epochs.pth is read only as the epochs of this very model: another
+    training's, a model file, damaged bytes or a folder are refused, named."""
+    torch.manual_seed(0)
+    (model, other) = (LeNet(1, 10), LeNet(1, 10))
+    path = tmp_path / "epochs.pth"
+    save_epochs(path, [half_weights(other), half_weights(model)])
+    epochs = load_epochs(path, model)
+    assert len(epochs) == 2 and torch.equal(epochs[0]["fc2.bias"], other.fc2.bias.half())
+    with pytest.raises(UserError, match="another training"):
+        load_epochs(path, other)
+    for (k, write) in enumerate((lambda p: save_checkpoint(p, model), write_truncated,
+                                 lambda p: p.mkdir(), lambda p: save_epochs(p, []))):
+        wrong = tmp_path / f"wrong-{k}.pth"
+        write(wrong)
+        with pytest.raises(UserError, match=f"^{wrong}"):
+            load_epochs(wrong, model)

@@ -29,6 +29,7 @@ from modules.canvas import Canvas, DrawingFolder, read_drawing, reference_images
 from modules.console import UserError
 from modules.data import CLASS_NAMES, HIRAGANA
 from modules.draw_server import MAX_BODY, MAX_POINTS, Console, DrawingApp, start_server
+from modules.lenet import LeNet
 
 CPU = torch.device("cpu")
 
@@ -42,15 +43,23 @@ def lookalikes(model, kmnist_dir):
     return Lookalikes(model, train.data, train.targets, CPU)
 
 
+@pytest.fixture(scope="module")
+def epochs(model, trained):
+    from modules.checkpoint import load_epochs
+
+    return load_epochs(trained[0] / "epochs.pth", model)
+
+
 @pytest.fixture
-def server(model, lookalikes, tmp_path):
-    """A drawing server on a free port, in this process; ``printed()`` gives its
-    console's lines once those waiting are printed."""
+def server(model, lookalikes, epochs, tmp_path):
+    """A drawing server on a free port, in this process, with the slider of
+    the trained model's epochs; ``printed()`` gives its console's lines once
+    those waiting are printed."""
     lines = []
     console = Console(lines.append)
     app = DrawingApp(model, CPU, reference_images(), DrawingFolder(str(tmp_path / "drawings"),
                                                                    console), "127.0.0.1", console,
-                     lookalikes)
+                     lookalikes, epochs)
     running = start_server(app, "127.0.0.1", 0)
     running.printed = lambda: (console.flush(), lines)[1]
     thread = threading.Thread(target=running.run, daemon=True)
@@ -113,6 +122,33 @@ def test_the_page_and_the_classes(server):
     (status, classes, _) = request(server.effective_port, "GET", "/classes")
     assert status == 200 and classes["names"] == list(CLASS_NAMES)
     assert classes["brush"] == canvas_module.BRUSH_WIDTH and classes["canvas"] == 336
+    assert classes["epochs"] == 2  # the slider's last epoch
+
+
+def test_the_slider_reads_the_drawing_by_each_epochs_weights(server, model, epochs):
+    """Epoch 0 (random weights) reads about 10% for every class; the last
+    epoch is the trained model itself; the look-alikes stay the trained
+    model's; an epoch that is not one is a 400."""
+    port = server.effective_port
+    strokes = strokes_of_class(3)
+    (_, trained, _) = request(port, "POST", "/read", {"strokes": strokes})
+    (_, last, _) = request(port, "POST", "/read", {"strokes": strokes, "epoch": 2})
+    assert last == trained and trained["epoch"] == 2
+    (status, first, _) = request(port, "POST", "/read", {"strokes": strokes, "epoch": 0,
+                                                         "final": True})
+    assert status == 200 and first["epoch"] == 0
+    assert max(first["probabilities"]) < 0.15 < trained["top"][0]["probability"]
+    then = LeNet(1, 10)
+    then.load_state_dict(epochs[0])
+    assert first["probabilities"] == [
+        float(p) for p in read_drawing(then.eval(), Canvas(strokes).image(), CPU).probabilities]
+    assert first["maps"] != trained["maps"] and first["decided"] != trained["decided"]
+    assert first["alike"] == trained["alike"]
+    assert server.printed()[-1].endswith(" (epoch 0)")
+    for epoch in (3, -1, 1.0, "1", True):
+        (status, answer, _) = request(port, "POST", "/read", {"strokes": strokes,
+                                                              "epoch": epoch})
+        assert status == 400 and "from 0 to 2" in answer["error"], epoch
 
 
 def test_a_drawing_is_read_as_the_canvas_reads_it(server, model):
@@ -499,6 +535,34 @@ def test_a_port_in_use_is_one_clear_message(server, trained, tmp_path, monkeypat
                       "--data-dir", str(tmp_path), "-o", str(tmp_path / "p.png")])
 
 
+def test_a_model_without_its_epochs_gets_no_slider_and_says_why(trained, tmp_path, monkeypatch,
+                                                                 capsys):
+    """No epochs.pth beside the model (an older run): one line, no slider; one
+    from another training: a warning naming it, no slider."""
+    import predict
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # (this process's own)
+    apps = []
+
+    def keep_the_app(app, *_):
+        apps.append(app)
+        raise UserError("stop here")
+
+    monkeypatch.setattr(predict, "start_server", keep_the_app)
+    shutil.copy(trained[0] / "model.pth", tmp_path / "model.pth")
+    argv = ["-m", str(tmp_path / "model.pth"), "--draw", "--data-dir", str(tmp_path)]
+    with pytest.raises(UserError, match="stop here"):
+        predict.main(argv)
+    assert f"[INFO] no {tmp_path / 'epochs.pth'} beside the model" in capsys.readouterr().out
+    torch.save({"format": "kmnist-lenet-epochs", "format_version": 1,
+                "epochs": [LeNet(1, 10).half().state_dict()]}, tmp_path / "epochs.pth")
+    with pytest.raises(UserError, match="stop here"):
+        predict.main(argv)
+    assert f"[WARNING] {tmp_path / 'epochs.pth'} holds the epochs of another training" in \
+        capsys.readouterr().err
+    assert [json.loads(app.classes)["epochs"] for app in apps] == [0, 0]
+
+
 @needs_browser
 def test_drawing_with_pointer_events_in_a_real_browser(server, model):
     from browser import chromium, draw_strokes, wait_for
@@ -517,6 +581,16 @@ def test_drawing_with_pointer_events_in_a_real_browser(server, model):
         assert driver.find_element("id", "decided").get_attribute("src").startswith("data:image/")
         assert driver.find_element("id", "why").text.startswith("What decided: green ink argued")
         assert len(driver.find_elements("css selector", "#alike img")) == 6
+        # the slider at epoch 0: the same drawing read by the random weights
+        driver.execute_script("const s = document.getElementById('epoch'); s.value = 0; "
+                              "s.dispatchEvent(new Event('change'));")
+        wait_for(driver, "return document.body.dataset.epoch === '0'")
+        assert driver.find_element("id", "epoch-label").text == "epoch 0 of 2, random weights"
+        assert float(driver.execute_script("return document.querySelector('#top .row')"
+                                           ".lastChild.textContent").rstrip("%")) < 15
+        driver.execute_script("const s = document.getElementById('epoch'); s.value = 2; "
+                              "s.dispatchEvent(new Event('change'));")
+        wait_for(driver, "return document.body.dataset.epoch === '2'")
         # the same class as the canvas reads from the same strokes; the server
         # printed a line for each finished stroke
         assert shown == CLASS_NAMES[int(expected.probabilities.argmax())]

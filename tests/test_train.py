@@ -28,8 +28,8 @@ def test_end_to_end_writes_a_loadable_model_plot_and_metrics(trained):
     checkpoint = load_checkpoint(out / "model.pth")
     model = build_model(checkpoint, "model.pth")
     assert checkpoint["options"]["epochs"] == 2 and checkpoint["options"]["lr"] == 0.001
-    assert checkpoint["input"]["height"] == 28 and checkpoint["class_names"] == list(CLASS_NAMES)
-    assert set(checkpoint["versions"]) == {"torch", "torchvision", "python"}
+    assert checkpoint["architecture"] == {"name": "LeNet", "numChannels": 1, "classes": 10}
+    assert checkpoint["class_names"] == list(CLASS_NAMES)
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["history"]["train_loss"]) == 2
@@ -42,6 +42,7 @@ def test_end_to_end_writes_a_loadable_model_plot_and_metrics(trained):
     # the tutorial's 75/25 split of the 2,000 generated training images
     assert (metrics["train_samples"], metrics["val_samples"]) == (1500, 500)
     assert 0 < metrics["train_seconds"] < metrics["wall_seconds"]
+    assert set(metrics["versions"]) == {"torch", "torchvision", "python"}
     assert f"[INFO] test accuracy: {metrics['test_accuracy']:.4f}" in console
 
     for picture in ("plot.png", "confusion_matrix.png", "mistakes.png", "filters.png"):
@@ -50,7 +51,11 @@ def test_end_to_end_writes_a_loadable_model_plot_and_metrics(trained):
         # (mistakes.png: one panel, about 230 pixels wide, where the model made one mistake)
         assert image is not None and 200 <= min(image.shape[:2]) and max(image.shape[:2]) <= 1500
         assert image.std() > 10, picture  # not a blank page
-        assert str(out / picture) in console  # each path is printed
+    # the model and the plot are named with their paths, the rest beside them by name
+    assert f"saved the model to {out / 'model.pth'}, the plot to {out / 'plot.png'}, " \
+        "and beside them" in console
+    assert "(confusion_matrix.png, mistakes.png, filters.png, metrics.json, epochs.pth)" \
+        in console
     assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
 
 
@@ -59,8 +64,32 @@ def test_outputs_get_the_ordinary_file_mode(trained):
     umask = os.umask(0o022)  # the only way to read it is to set it
     os.umask(umask)
     for name in ("model.pth", "plot.png", "confusion_matrix.png", "mistakes.png",
-                 "filters.png", "metrics.json"):
+                 "filters.png", "metrics.json", "epochs.pth"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def test_the_weights_of_each_epoch_are_kept_in_half_precision_the_last_the_models(trained):
+    """epochs.pth: the random weights before training, then each epoch's; the
+    last is model.pth's own, and at epoch 0 LeNet reads a character as
+    about equally likely any class."""
+    from modules.checkpoint import load_epochs
+
+    out, _ = trained
+    model = build_model(load_checkpoint(out / "model.pth"), "model.pth")
+    epochs = load_epochs(out / "epochs.pth", model)
+    assert len(epochs) == 3 and (out / "epochs.pth").stat().st_size < 3 * 900_000
+    assert all(v.dtype == torch.float16 for weights in epochs for v in weights.values())
+    for (name, value) in model.state_dict().items():
+        assert torch.equal(epochs[-1][name], value.half()), name
+        assert not torch.equal(epochs[0][name], epochs[1][name]), name  # each epoch's own
+    from conftest import strokes_of_class
+    from modules.canvas import Canvas, read_drawing
+
+    model.load_state_dict(epochs[0])
+    for k in range(10):
+        probabilities = read_drawing(model, Canvas(strokes_of_class(k)).image(), "cpu") \
+            .probabilities
+        assert probabilities.max() < 0.15 and probabilities.min() > 0.05  # uniform: 0.1
 
 
 def test_loss_history_is_plain_per_sample_numbers(trained):
@@ -273,6 +302,6 @@ def test_each_recipe_but_the_tutorials_writes_to_a_folder_of_its_own(small_kmnis
     assert (tutorial["options"]["recipe"], fast["options"]["recipe"]) == ("tutorial", "fast")
     assert sorted(os.listdir(tmp_path / "output" / "fast")) == sorted(
         ["model.pth", "plot.png", "confusion_matrix.png", "mistakes.png", "filters.png",
-         "metrics.json"])
+         "metrics.json", "epochs.pth"])
     assert f"saved the model to {os.path.join('output', 'fast', 'model.pth')}, the plot to " \
         f"{os.path.join('output', 'fast', 'plot.png')}" in out
