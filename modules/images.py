@@ -9,19 +9,19 @@ small margin, pad to a square and shrink with area interpolation.
 
 import os
 import stat
-import struct
+import warnings
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pbm",
                     ".pgm", ".ppm")
 MIN_CONTRAST = 24  # below this spread of gray levels (of 255) an image is blank
 MARGIN = 0.04  # around the ink's bounding box, as a fraction of its longer side
-# a character needs a few hundred pixels: larger pictures are decoded reduced
-# (JPEG and PNG at 1/2, 1/4 or 1/8 straight from the file); beyond MAX_PIXELS
-# they are refused, since decoding alone would take gigabytes
+# a character needs a few hundred pixels: larger pictures are shrunk to
+# MAX_SIDE (JPEGs decoded reduced straight from the file); beyond MAX_PIXELS
+# they are refused from their header, since decoding would take gigabytes
 MAX_SIDE = 2000
 MAX_PIXELS = 100_000_000
 ORIENTATION_TAG = 0x0112  # EXIF: how a viewer turns the stored pixels to show them
@@ -47,54 +47,6 @@ def expand_image_paths(paths):
     return files, empty_folders
 
 
-def _png_exif(path):
-    """A PNG's eXIf chunk, read by skipping the other chunks (Pillow's getexif
-    would decode every pixel first)."""
-    with open(path, "rb") as f:
-        f.seek(8)  # the PNG signature
-        while len(head := f.read(8)) == 8:
-            (length, kind) = struct.unpack(">I4s", head)
-            if kind == b"eXIf":
-                return f.read(length)
-            if kind == b"IEND":
-                break
-            f.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
-    return None
-
-
-def read_header(path):
-    """(format, width, height, has transparency, EXIF orientation 1-8) from
-    the file's header, or None where Pillow does not know the format."""
-    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # our own size check follows
-    try:
-        with Image.open(path) as image:
-            if image.format == "PNG":
-                exif = Image.Exif()
-                exif.load(_png_exif(path) or b"")
-            else:
-                exif = image.getexif()
-            orientation = exif.get(ORIENTATION_TAG, 1)
-            alpha = "A" in image.getbands() or "transparency" in image.info
-            return (image.format, *image.size, alpha,
-                    orientation if orientation in range(1, 9) else 1)
-    except (OSError, ValueError, SyntaxError, struct.error):  # let OpenCV try
-        return None
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
-
-
-def upright(image, orientation):
-    """The pixels turned the way a viewer shows them, for EXIF orientations 1-8
-    (phones store a portrait photo sideways and set this tag instead)."""
-    if orientation >= 5:  # 5-8 are 1-4 after a swap of rows and columns
-        (image, orientation) = (image.swapaxes(0, 1), orientation - 4)
-    if orientation in (3, 4):
-        image = image[::-1]  # upside down
-    if orientation in (2, 3):
-        image = image[:, ::-1]  # mirrored
-    return np.ascontiguousarray(image)
-
-
 def read_grayscale(path):
     """The file as a 2-D uint8 array, upright; transparency laid over white paper."""
     try:
@@ -105,43 +57,52 @@ def read_grayscale(path):
         raise ImageProblem("this is not a regular file, so not an image file")
     if status.st_size == 0:
         raise ImageProblem("the file is empty")
-    header = read_header(path)
-    (kind, width, height, alpha, orientation) = header or (None, 0, 0, False, 1)
-    if width * height > MAX_PIXELS:
-        raise ImageProblem(f"the image is {width}x{height} pixels ({width * height / 1e6:,.0f} "
-                           f"megapixels); the limit is {MAX_PIXELS / 1e6:,.0f} megapixels: "
-                           "shrink it first (a character needs a few hundred pixels)")
-    if orientation != 1 and kind == "TIFF":  # OpenCV and Pillow each turn only some of these
-        raise ImageProblem(f"this TIFF file asks to be shown turned (EXIF orientation "
-                           f"{orientation}), which the image libraries read unreliably; "
-                           "save it upright, or as PNG or JPEG")
-    # OpenCV is told to ignore the orientation (IMREAD_UNCHANGED does): we turn it ourselves
-    flag = cv2.IMREAD_UNCHANGED
-    reduction = next((r for r in (1, 2, 4) if max(width, height) / r <= MAX_SIDE), 8)
-    if reduction > 1 and not alpha:  # (OpenCV's reduced modes drop transparency)
-        flag = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
-                8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[reduction] | cv2.IMREAD_IGNORE_ORIENTATION
     try:
-        image = cv2.imread(path, flag)
-    except cv2.error as error:
-        raise ImageProblem(f"OpenCV could not decode it ({error.err or error})") from None
-    if image is None or image.size == 0:
-        raise ImageProblem("not an image file that OpenCV can read")
-    image = upright(image, orientation)
-    if max(image.shape[:2]) > MAX_SIDE:  # shrink before any float copy is made
-        scale = MAX_SIDE / max(image.shape[:2])
-        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    if np.issubdtype(image.dtype, np.integer) and image.dtype != np.uint8:  # 16-bit PNG/TIFF
-        image = (image / (np.iinfo(image.dtype).max / 255)).astype(np.uint8)
-    elif np.issubdtype(image.dtype, np.floating):  # 32-bit float TIFF: 0..1
-        image = np.clip(image * 255, 0, 255).astype(np.uint8)
-    if image.ndim == 3 and image.shape[2] == 4:
-        alpha = image[:, :, 3:4].astype(np.float32) / 255
-        image = (image[:, :, :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
-    if image.ndim == 3:
-        image = cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2GRAY)
-    return image
+        with warnings.catch_warnings():  # (Pillow warns of what our own limit refuses)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)  # lazy: the header only
+    except Image.DecompressionBombError:  # past twice Pillow's own limit: no size given
+        raise ImageProblem(too_large(f"more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:,.0f} "
+                                     "megapixels")) from None
+    except (OSError, ValueError, SyntaxError):
+        raise ImageProblem("not an image file that Pillow can read") from None
+    with image:
+        (width, height) = image.size
+        if width * height > MAX_PIXELS:
+            raise ImageProblem(too_large(f"{width}x{height} pixels "
+                                         f"({width * height / 1e6:,.0f} megapixels)"))
+        if image.format == "TIFF" and image.getexif().get(ORIENTATION_TAG, 1) != 1:
+            # (Pillow's TIFF reader turns some of these itself, and exif_transpose again)
+            raise ImageProblem(f"this TIFF file asks to be shown turned (EXIF orientation "
+                               f"{image.getexif()[ORIENTATION_TAG]}), which the image "
+                               "libraries read unreliably; save it upright, or as PNG or JPEG")
+        shrink = MAX_SIDE / max(width, height)
+        if shrink < 1:  # JPEG: decoded at 1/2, 1/4 or 1/8 straight from the file
+            image.draft("L", (int(width * shrink), int(height * shrink)))
+        try:
+            image = ImageOps.exif_transpose(image)  # phones store a portrait photo sideways
+            if max(image.size) > MAX_SIDE:  # shrink before any float copy is made
+                image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BOX)
+            return grayscale(image)
+        except (OSError, ValueError, SyntaxError) as error:  # a damaged file
+            raise ImageProblem(f"Pillow could not decode it ({error})") from None
+
+
+def too_large(size):
+    return (f"the image is {size}; the limit is {MAX_PIXELS / 1e6:,.0f} megapixels: "
+            "shrink it first (a character needs a few hundred pixels)")
+
+
+def grayscale(image):
+    """A Pillow image of any mode as 2-D uint8, transparency over white paper."""
+    if image.mode.startswith("I"):  # 16-bit PNG or TIFF
+        return (np.asarray(image, np.float64) / 257).clip(0, 255).round().astype(np.uint8)
+    if image.mode == "F":  # 32-bit float TIFF: 0..1
+        return (np.asarray(image) * 255).clip(0, 255).astype(np.uint8)
+    if "A" in image.getbands() or "transparency" in image.info:
+        paper = Image.new("RGBA", image.size, "white")
+        image = Image.alpha_composite(paper, image.convert("RGBA"))
+    return np.asarray(image.convert("L"))
 
 
 def to_kmnist_input(gray, frame=False):
