@@ -15,7 +15,6 @@ from torch.nn import functional as F
 from matplotlib import style
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
 from modules.classify import feature_maps
 from modules.data import CLASS_NAMES, HIRAGANA
@@ -61,6 +60,8 @@ def save_training_plot(history, path):
 
 def save_confusion_matrix(matrix, path):
     """scikit-learn's ConfusionMatrixDisplay, with hiragana where a font has them."""
+    from sklearn.metrics import ConfusionMatrixDisplay  # (train.py's only: 1 s to import)
+
     font = hiragana_font()
     fig = Figure(figsize=(8.5, 7.5))
     ax = fig.subplots()
@@ -180,6 +181,8 @@ def save_reports(outputs, model, model_path, test_data, log_probs, run):
     OutputSet): ``test_data`` is torchvision's KMNIST test split, ``log_probs``
     the model's N x 10 answers; metrics.json gets ``run`` (history, options,
     sample counts, times, device, test accuracy) and the test loss."""
+    from sklearn.metrics import confusion_matrix  # (predict.py never needs scikit-learn)
+
     (images, targets) = (test_data.data, test_data.targets)
     paths = report_paths(model_path)
     (labels, probs) = (targets.numpy(), np.exp(log_probs.double().numpy()))
