@@ -25,48 +25,36 @@ GLYPH_HINT = ("[INFO] no installed font has the hiragana glyphs, so pictures sho
               "`sudo apt install fonts-noto-cjk`)")
 
 
-def _covers_hiragana(path):
+def _is_hiragana_font(path, name=None):
+    """True for a font known to be Japanese by its family ``name`` (read from
+    the file where not given) that covers the ten characters and Latin."""
     try:
+        if not any(word in (name or FT2Font(path).family_name).lower() + " "
+                   for word in _CANDIDATE_WORDS):
+            return False
         charmap = FT2Font(path).get_charmap()
     except Exception:  # noqa: BLE001 - an unreadable or exotic font file is not used
         return False
     return all(ord(ch) in charmap for ch in _NEEDED)
 
 
-def _is_hiragana_font(name, path):
-    return any(word in name.lower() + " " for word in _CANDIDATE_WORDS) and _covers_hiragana(path)
-
-
-def fonts_missing_from_cache():
-    """Font files installed after matplotlib cached its list of the system's
-    fonts (it never looks again).  We read them in this process only:
-    rewriting the cache would change every matplotlib program of the user's."""
-    known = {os.path.realpath(entry.fname) for entry in font_manager.fontManager.ttflist}
-    return sorted(path for path in font_manager.findSystemFonts()
-                  if os.path.realpath(path) not in known)
-
-
-def _find_hiragana_font():
-    """The first font in matplotlib's list that has the glyphs, or None."""
-    return next((font_manager.FontProperties(fname=entry.fname) for entry in sorted(
-        font_manager.fontManager.ttflist, key=lambda f: f.name)
-        if _is_hiragana_font(entry.name, entry.fname)), None)
-
-
-def _family_name(path):
-    try:
-        return FT2Font(path).family_name
-    except Exception:  # noqa: BLE001 - an unreadable font file is not used
-        return ""
+def _fonts():
+    """(path, family name or None) of matplotlib's fonts, then of those
+    installed after it listed them (it never looks again; we read them in this
+    process only: rewriting its cache would change every matplotlib program)."""
+    listed = sorted(font_manager.fontManager.ttflist, key=lambda entry: entry.name)
+    yield from ((entry.fname, entry.name) for entry in listed)
+    known = {os.path.realpath(entry.fname) for entry in listed}
+    yield from ((path, None) for path in sorted(font_manager.findSystemFonts())
+                if os.path.realpath(path) not in known)
 
 
 @functools.lru_cache(maxsize=1)
 def hiragana_font():
-    """A matplotlib FontProperties for a font with all ten glyphs (and Latin),
-    among matplotlib's fonts, then those installed since it listed them; or None."""
-    return _find_hiragana_font() or next(
-        (font_manager.FontProperties(fname=path) for path in fonts_missing_from_cache()
-         if _is_hiragana_font(_family_name(path), path)), None)
+    """A matplotlib FontProperties for the first font with all ten glyphs (and
+    Latin), or None."""
+    return next((font_manager.FontProperties(fname=path) for (path, name) in _fonts()
+                 if _is_hiragana_font(path, name)), None)
 
 
 def class_labels(with_glyphs):

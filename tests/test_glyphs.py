@@ -48,14 +48,15 @@ def test_a_font_without_the_characters_or_with_another_name_is_not_taken():
     from matplotlib import font_manager
 
     latin = font_manager.findfont("DejaVu Sans")  # matplotlib's own font: no hiragana
-    assert not glyphs._covers_hiragana(latin)
-    assert not glyphs._is_hiragana_font("Noto Sans CJK JP", latin)  # a name is not enough
+    assert not glyphs._is_hiragana_font(latin)
+    assert not glyphs._is_hiragana_font(latin, "Noto Sans CJK JP")  # a name is not enough
     found = glyphs.hiragana_font()
     if found is None:
         pytest.skip("no CJK font installed here")
-    assert glyphs._is_hiragana_font("IPAGothic", found.get_file())
+    assert glyphs._is_hiragana_font(found.get_file(), "IPAGothic")
+    assert glyphs._is_hiragana_font(found.get_file())  # its own family name read from the file
     # the glyphs alone are not enough either: only fonts known to be Japanese
-    assert not glyphs._is_hiragana_font("Some Symbols", found.get_file())
+    assert not glyphs._is_hiragana_font(found.get_file(), "Some Symbols")
 
 
 def test_a_font_installed_after_the_cache_was_written_is_found(monkeypatch, tmp_path):
@@ -69,17 +70,17 @@ def test_a_font_installed_after_the_cache_was_written_is_found(monkeypatch, tmp_
     installed = real.get_file()
     # a font manager whose list was made before the CJK font was installed
     stale = font_manager.FontManager()
-    stale.ttflist = [f for f in stale.ttflist if not glyphs._covers_hiragana(f.fname)]
+    stale.ttflist = [f for f in stale.ttflist if not glyphs._is_hiragana_font(f.fname)]
     monkeypatch.setattr(font_manager, "fontManager", stale)
     monkeypatch.setattr(matplotlib, "get_cachedir", lambda: str(tmp_path))
     glyphs.hiragana_font.cache_clear()
     try:
-        assert glyphs._find_hiragana_font() is None  # what the stale cache alone gives
         found = glyphs.hiragana_font()
-        assert found is not None and glyphs._covers_hiragana(found.get_file())
-        # matplotlib's own list and its cache folder are as they were
+        assert found is not None and glyphs._is_hiragana_font(found.get_file())
+        # found among the files, as matplotlib's list has no such font; that
+        # list and matplotlib's cache folder are as they were
+        assert found.get_file() not in {f.fname for f in stale.ttflist}
         assert installed not in {f.fname for f in stale.ttflist}
         assert list(tmp_path.iterdir()) == []
-        assert installed in glyphs.fonts_missing_from_cache()
     finally:
         glyphs.hiragana_font.cache_clear()
