@@ -174,13 +174,14 @@ def draw_and_classify(args, model, device):
         (testData, lookalikes) = (None, None)
     # how it learned: the weights of each epoch, where train.py left them beside the model
     (epochs, epochsPath) = ([], report_paths(args.model)["epochs.pth"])
-    try:
-        epochs = load_epochs(epochsPath, model) if os.path.exists(epochsPath) else []
-    except UserError as problem:
-        print(f"[WARNING] {problem}: the page has no epoch slider", file=sys.stderr)
     if not os.path.exists(epochsPath):
         print(f"[INFO] no {epochsPath} beside the model (train.py writes it): the page has "
               "no epoch slider")
+    else:
+        try:
+            epochs = load_epochs(epochsPath, model)
+        except UserError as problem:
+            print(f"[WARNING] {problem}: the page has no epoch slider", file=sys.stderr)
     # one 28x28 image at a time: more threads only add waiting
     torch.set_num_threads(1)
     saveFolder = os.path.join(os.path.dirname(args.output) or ".", "drawings")

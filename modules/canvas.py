@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from modules.classify import class_probabilities, describe_top, feature_maps
+from modules.classify import describe_top, feature_maps
 from modules.data import CLASS_NAMES
 from modules.images import ImageProblem, to_kmnist_input
 from modules.outputs import ordinary_mode
@@ -130,9 +130,10 @@ def read_drawing(model, picture, device):
         (character, frame) = to_kmnist_input(picture, frame=True)
     except ImageProblem:  # nothing drawn (or nothing that stands out)
         return Reading()
-    probabilities = class_probabilities(model, character, device)
-    (first, _) = feature_maps(model, torch.as_tensor(character)[None, None].to(device))
-    return Reading(character, frame, probabilities, first[0].numpy())
+    # conv1's maps and the class probabilities from one forward pass
+    (first, log_probs) = feature_maps(model, torch.as_tensor(character)[None, None].to(device),
+                                      ("relu1", "logSoftmax"))
+    return Reading(character, frame, log_probs[0].exp().numpy(), first[0].numpy())
 
 
 def decision_overlay(picture, frame, pixels):

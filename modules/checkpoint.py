@@ -110,7 +110,6 @@ def load_epochs(path, model):
     except Exception:  # noqa: BLE001 - damaged, another file, weights of another shape
         raise UserError(f"{path} is not a file of epochs that train.py wrote, or it is "
                         "damaged") from None
-    if any(not torch.equal(epochs[-1][k], v.to("cpu", torch.float16))
-           for (k, v) in model.state_dict().items()):
+    if any(not torch.equal(epochs[-1][k], v) for (k, v) in half_weights(model).items()):
         raise UserError(f"{path} holds the epochs of another training than this model's")
     return epochs

@@ -281,13 +281,14 @@ class DrawingApp:
             self.console(reading.console_line() + ("" if epoch is None else f" (epoch {epoch})"))
         p = reading.probabilities
         (pixels, top, runner_up) = decisive_pixels(model, reading.character, self.device)
-        # what it resembles is the trained model's, whatever the epoch
-        trained = (top, runner_up) if epoch is None else \
-            top_classes(class_probabilities(self.model, reading.character, self.device), 2)
-        alike = [] if self.lookalikes is None else [
-            {"name": CLASS_NAMES[k], "hiragana": HIRAGANA[k],
-             "images": [png_data_uri(self.lookalikes.images[i].numpy()) for i in found]}
-            for (k, found) in zip(trained, self.lookalikes.nearest(reading.character, trained))]
+        alike = []
+        if self.lookalikes is not None:  # the trained model's look-alikes, whatever the epoch
+            trained = (top, runner_up) if epoch is None else \
+                top_classes(class_probabilities(self.model, reading.character, self.device), 2)
+            alike = [{"name": CLASS_NAMES[k], "hiragana": HIRAGANA[k],
+                      "images": [png_data_uri(self.lookalikes.images[i].numpy()) for i in found]}
+                     for (k, found) in zip(trained,
+                                           self.lookalikes.nearest(reading.character, trained))]
         return JSON, json.dumps({
             "empty": False,
             "input": png_data_uri((reading.character * 255).round().astype(np.uint8)),

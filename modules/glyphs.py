@@ -29,10 +29,10 @@ def _is_hiragana_font(path, name=None):
     """True for a font known to be Japanese by its family ``name`` (read from
     the file where not given) that covers the ten characters and Latin."""
     try:
-        if not any(word in (name or FT2Font(path).family_name).lower() + " "
-                   for word in _CANDIDATE_WORDS):
+        font = None if name else FT2Font(path)  # (opened once, and only where needed)
+        if not any(word in (name or font.family_name).lower() + " " for word in _CANDIDATE_WORDS):
             return False
-        charmap = FT2Font(path).get_charmap()
+        charmap = (font or FT2Font(path)).get_charmap()
     except Exception:  # noqa: BLE001 - an unreadable or exotic font file is not used
         return False
     return all(ord(ch) in charmap for ch in _NEEDED)

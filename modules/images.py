@@ -71,11 +71,11 @@ def read_grayscale(path):
         if width * height > MAX_PIXELS:
             raise ImageProblem(too_large(f"{width}x{height} pixels "
                                          f"({width * height / 1e6:,.0f} megapixels)"))
-        if image.format == "TIFF" and image.getexif().get(ORIENTATION_TAG, 1) != 1:
+        if image.format == "TIFF" and (turned := image.getexif().get(ORIENTATION_TAG, 1)) != 1:
             # (Pillow's TIFF reader turns some of these itself, and exif_transpose again)
             raise ImageProblem(f"this TIFF file asks to be shown turned (EXIF orientation "
-                               f"{image.getexif()[ORIENTATION_TAG]}), which the image "
-                               "libraries read unreliably; save it upright, or as PNG or JPEG")
+                               f"{turned}), which the image libraries read unreliably; save "
+                               "it upright, or as PNG or JPEG")
         shrink = MAX_SIDE / max(width, height)
         if shrink < 1:  # JPEG: decoded at 1/2, 1/4 or 1/8 straight from the file
             image.draft("L", (int(width * shrink), int(height * shrink)))
