@@ -375,8 +375,8 @@ def test_a_console_that_stops_reading_never_stops_the_page(model, tmp_path, monk
     terminal paused with Ctrl-S): the page, reads and saves go on; lines past
     MAX_WAITING are dropped and counted, and printed once it reads again."""
     monkeypatch.setattr(draw_server, "MAX_WAITING", 50)
-    (reading, lines) = (threading.Event(), [])
-    console = Console(lambda line: (reading.wait(), lines.append(line)))
+    (printing, reading, lines) = (threading.Event(), threading.Event(), [])
+    console = Console(lambda line: (printing.set(), reading.wait(), lines.append(line)))
     app = DrawingApp(model, CPU, reference_images(), DrawingFolder(str(tmp_path), console),
                      "127.0.0.1", console)
     running = start_server(app, "127.0.0.1", 0)
@@ -388,6 +388,8 @@ def test_a_console_that_stops_reading_never_stops_the_page(model, tmp_path, monk
                                      {"strokes": strokes_of_class(k % 10), "final": True},
                                      timeout=5)
             assert status == 200
+            # (the counts below hold once the printer holds the first line)
+            assert k > 0 or printing.wait(timeout=10)
         assert request(port, "GET", "/", timeout=5)[0] == 200
         assert len(os.listdir(tmp_path)) == 5 and lines == []
         reading.set()
