@@ -42,6 +42,7 @@ import torch  # noqa: E402
 
 from modules.canvas import CANVAS_SIZE, DrawingFolder, reference_images  # noqa: E402
 from modules.checkpoint import build_model, load_checkpoint, load_epochs  # noqa: E402
+from modules.classify import class_probabilities  # noqa: E402
 from modules.console import UserError  # noqa: E402
 from modules.data import CLASS_NAMES, load_kmnist  # noqa: E402
 from modules.draw_server import Console, DrawingApp, parse_request, start_server  # noqa: E402
@@ -84,8 +85,8 @@ def traced_drawing(image):
         point = min([p for p in left if len(around(p)) <= 1] or left)
         path = [point]
         left.discard(point)
-        while around(point):
-            point = around(point)[0]
+        while next_points := around(point):
+            point = next_points[0]
             path.append(point)
             left.discard(point)
         if len(path) >= 6:  # not the specks thinning leaves
@@ -124,10 +125,9 @@ def bench_traced(app, test_data, count):
                 done += 1
                 wait_for(driver, f"return document.body.dataset.readings === '{done}'")
             read = driver.execute_script("return document.body.dataset.top")
-            with torch.no_grad():
-                direct = app.model(test_data.data[i].float().div(255)[None, None]).argmax()
+            direct = class_probabilities(app.model, image / 255, app.device).argmax()
             (on_page, on_image) = (on_page + (read == CLASS_NAMES[label]),
-                                   on_image + (int(direct) == label))
+                                   on_image + (direct == label))
             if read != CLASS_NAMES[label]:
                 print(f"test image {i}: {CLASS_NAMES[label]}, the page reads {read}")
             driver.find_element("tag name", "body").send_keys("c")
